@@ -1,0 +1,34 @@
+package v1beta1
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+func init() {
+	localSchemeBuilder.Register(addFieldLabelConversions)
+}
+
+// addFieldLabelConversions lists the field selectors each kind accepts; a
+// selector on any other field is rejected with 400 rather than ignored.
+func addFieldLabelConversions(scheme *runtime.Scheme) error {
+	if err := scheme.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("Flag"),
+		func(label, value string) (string, string, error) {
+			switch label {
+			case "metadata.name", "metadata.namespace", "spec.state", "spec.type":
+				return label, value, nil
+			}
+			return "", "", fmt.Errorf("field label %q is not supported for Flag: use metadata.name, metadata.namespace, spec.state or spec.type", label)
+		}); err != nil {
+		return err
+	}
+	return scheme.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("Segment"),
+		func(label, value string) (string, string, error) {
+			switch label {
+			case "metadata.name", "metadata.namespace":
+				return label, value, nil
+			}
+			return "", "", fmt.Errorf("field label %q is not supported for Segment: use metadata.name or metadata.namespace", label)
+		})
+}

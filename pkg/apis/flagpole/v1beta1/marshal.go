@@ -1,0 +1,92 @@
+package v1beta1
+
+import (
+	"bytes"
+	"encoding/json"
+
+	cbor "k8s.io/apimachinery/pkg/runtime/serializer/cbor/direct"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
+)
+
+var jsonNull = []byte("null")
+
+// MarshalJSON writes the raw value, or null when there is none.
+func (s JSON) MarshalJSON() ([]byte, error) {
+	if len(s.Raw) == 0 {
+		return jsonNull, nil
+	}
+	return s.Raw, nil
+}
+
+// UnmarshalJSON keeps any JSON value as it was sent; null means no value.
+func (s *JSON) UnmarshalJSON(data []byte) error {
+	if len(data) > 0 && !bytes.Equal(data, jsonNull) {
+		s.Raw = append(s.Raw[0:0], data...)
+	}
+	return nil
+}
+
+// MarshalCBOR transcodes the JSON value, for servers with CBOR serving enabled.
+func (s JSON) MarshalCBOR() ([]byte, error) {
+	if len(s.Raw) == 0 {
+		return cbor.Marshal(nil)
+	}
+	var v any
+	if err := json.Unmarshal(s.Raw, &v); err != nil {
+		return nil, err
+	}
+	return cbor.Marshal(v)
+}
+
+// UnmarshalCBOR transcodes a CBOR value into JSON.
+func (s *JSON) UnmarshalCBOR(data []byte) error {
+	var v any
+	if err := cbor.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	if v == nil {
+		s.Raw = nil
+		return nil
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	s.Raw = raw
+	return nil
+}
+
+// OpenAPISchemaType leaves the schema untyped: a variant value may be any JSON
+// value, and validation checks it against spec.type.
+func (JSON) OpenAPISchemaType() []string { return nil }
+
+// OpenAPISchemaFormat is empty for an untyped value.
+func (JSON) OpenAPISchemaFormat() string { return "" }
+
+// UnmarshalJSON accepts a string, and keeps a boolean apart so that
+// validation can answer with a hint to quote it (see flagpole.BooleanVariantName).
+func (n *VariantName) UnmarshalJSON(data []byte) error {
+	switch string(data) {
+	case "true":
+		*n = VariantName(flagpole.BooleanVariantName(true))
+		return nil
+	case "false":
+		*n = VariantName(flagpole.BooleanVariantName(false))
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return err
+	}
+	*n = VariantName(s)
+	return nil
+}
+
+// MarshalJSON writes a kept boolean back as the boolean it was.
+func (n VariantName) MarshalJSON() ([]byte, error) {
+	if b, ok := flagpole.VariantNameBoolean(string(n)); ok {
+		return json.Marshal(b)
+	}
+	return json.Marshal(string(n))
+}

@@ -1,0 +1,117 @@
+// Package apiserver wires the flagpole.dev API group into a k8s.io/apiserver
+// generic server: Config → CompletedConfig → Server, as upstream does.
+package apiserver
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
+	flagstorage "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/flag"
+	segmentstorage "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/segment"
+)
+
+var (
+	// Scheme knows every flagpole.dev type, internal and versioned.
+	Scheme = runtime.NewScheme()
+	// Codecs serialises the types in Scheme.
+	Codecs = serializer.NewCodecFactory(Scheme)
+)
+
+func init() {
+	install.Install(Scheme)
+
+	// The generic server serves these meta types (Status, discovery documents,
+	// and the options types of every request) without a group.
+	metav1.AddToGroupVersion(Scheme, schema.GroupVersion{Version: "v1"})
+	unversioned := schema.GroupVersion{Group: "", Version: "v1"}
+	Scheme.AddUnversionedTypes(unversioned,
+		&metav1.Status{},
+		&metav1.APIVersions{},
+		&metav1.APIGroupList{},
+		&metav1.APIGroup{},
+		&metav1.APIResourceList{},
+	)
+}
+
+// ExtraConfig is Flagpole's own configuration beyond the generic server's.
+type ExtraConfig struct {
+	// Validation is passed to every strategy.
+	Validation validation.Options
+}
+
+// Config is the whole configuration of a Flagpole server.
+type Config struct {
+	GenericConfig *genericapiserver.RecommendedConfig
+	ExtraConfig   ExtraConfig
+}
+
+type completedConfig struct {
+	GenericConfig genericapiserver.CompletedConfig
+	ExtraConfig   *ExtraConfig
+}
+
+// CompletedConfig can only be made by Complete, so New always sees defaults filled in.
+type CompletedConfig struct {
+	*completedConfig
+}
+
+// Server is a running Flagpole API server.
+type Server struct {
+	GenericAPIServer *genericapiserver.GenericAPIServer
+}
+
+// Complete fills in what the generic server derives from the rest.
+func (cfg *Config) Complete() CompletedConfig {
+	return CompletedConfig{&completedConfig{cfg.GenericConfig.Complete(), &cfg.ExtraConfig}}
+}
+
+// New builds the server and installs the flagpole.dev API group.
+func (c completedConfig) New() (*Server, error) {
+	genericServer, err := c.GenericConfig.New("flagpole-apiserver", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{GenericAPIServer: genericServer}
+
+	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(flagpole.GroupName, Scheme, metav1.ParameterCodec, Codecs)
+	v1beta1Storage, err := c.v1beta1Storage()
+	if err != nil {
+		return nil, err
+	}
+	apiGroupInfo.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = v1beta1Storage
+	if err := s.GenericAPIServer.InstallAPIGroup(&apiGroupInfo); err != nil {
+		return nil, err
+	}
+
+	// /readyz stays false until every store's watch cache has synced, so a
+	// fresh replica never answers from an empty cache.
+	if err := s.GenericAPIServer.AddPostStartHook("storage-readiness", s.GenericAPIServer.StorageReadinessHook.Hook); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (c completedConfig) v1beta1Storage() (map[string]rest.Storage, error) {
+	getter := c.GenericConfig.RESTOptionsGetter
+	flags, err := flagstorage.NewStorage(Scheme, getter, c.ExtraConfig.Validation)
+	if err != nil {
+		return nil, err
+	}
+	segments, err := segmentstorage.NewREST(Scheme, getter, c.ExtraConfig.Validation)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]rest.Storage{
+		"flags":        flags.Flag,
+		"flags/status": flags.Status,
+		"segments":     segments,
+	}, nil
+}

@@ -1,0 +1,73 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	cliflag "k8s.io/component-base/cli/flag"
+	basecompatibility "k8s.io/component-base/compatibility"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	"k8s.io/component-base/term"
+	"k8s.io/component-base/version/verflag"
+)
+
+// NewCommand returns the flagpole-apiserver command; it serves until ctx is done.
+func NewCommand(ctx context.Context) *cobra.Command {
+	o := NewOptions()
+	logging := logsapi.NewLoggingConfiguration()
+
+	cmd := &cobra.Command{
+		Use:   "flagpole-apiserver",
+		Short: "Serve feature flags as a Kubernetes API (flagpole.dev)",
+		Long: `flagpole-apiserver serves the flagpole.dev API group: Flags and Segments,
+stored in its own etcd.
+
+Standalone (the default outside a cluster): embedded etcd under --data-dir, a
+local CA, and an admin kubeconfig written to <data-dir>/kubeconfig.
+Delegated (with --kubeconfig / --authentication-kubeconfig, or in a pod):
+authentication and authorization are delegated to kube-apiserver, and storage
+is the etcd given by --etcd-servers.`,
+		SilenceUsage: true,
+		RunE: func(c *cobra.Command, _ []string) error {
+			verflag.PrintAndExitIfRequested()
+			if err := logsapi.ValidateAndApply(logging, o.ComponentGlobalsRegistry.FeatureGateFor(basecompatibility.DefaultKubeComponent)); err != nil {
+				return err
+			}
+			cliflag.PrintFlags(c.Flags())
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(c.Context())
+		},
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%q does not take any arguments, got %q", c.CommandPath(), args)
+			}
+			return nil
+		},
+	}
+	cmd.SetContext(ctx)
+
+	fss := o.Flags()
+	verflag.AddFlags(fss.FlagSet("global"))
+	logsapi.AddFlags(logging, fss.FlagSet("logging"))
+	fs := cmd.Flags()
+	for _, f := range fss.FlagSets {
+		fs.AddFlagSet(f)
+	}
+	cols, _, _ := term.TerminalSize(cmd.OutOrStdout())
+	cliflag.SetUsageAndHelpFunc(cmd, fss, cols)
+	return cmd
+}
+
+func init() {
+	// The logging options read their own feature gates (ContextualLogging,
+	// LoggingBetaOptions) from the kube feature gate.
+	utilruntime.Must(logsapi.AddFeatureGates(utilfeature.DefaultMutableFeatureGate))
+}

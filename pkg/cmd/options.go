@@ -1,0 +1,324 @@
+// Package cmd holds flagpole-apiserver's options: the upstream option structs
+// for every standard kube flag, Flagpole's own flags, and the choice between
+// standalone and delegated mode, made after the flags are parsed.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apiserver/pkg/apis/apiserver"
+	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/apiserver/pkg/util/compatibility"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	cliflag "k8s.io/component-base/cli/flag"
+	basecompatibility "k8s.io/component-base/compatibility"
+	"k8s.io/component-base/version"
+	"k8s.io/klog/v2"
+	netutils "k8s.io/utils/net"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	flagpoleapiserver "github.com/flagpole-dev/flagpole/pkg/apiserver"
+	generatedopenapi "github.com/flagpole-dev/flagpole/pkg/generated/openapi"
+	"github.com/flagpole-dev/flagpole/pkg/standalone"
+)
+
+const (
+	defaultEtcdPathPrefix = "/registry/flagpole.dev"
+	defaultSecurePort     = 8443
+	defaultDataDir        = "flagpole-data"
+)
+
+// Options is everything flagpole-apiserver can be told on its command line.
+type Options struct {
+	RecommendedOptions       *genericoptions.RecommendedOptions
+	ServerRun                *genericoptions.ServerRunOptions
+	ComponentGlobalsRegistry basecompatibility.ComponentGlobalsRegistry
+
+	// DataDir holds embedded etcd's data, the local PKI and the admin kubeconfig.
+	DataDir string
+	// EmbeddedEtcd forces embedded etcd, even inside a pod.
+	EmbeddedEtcd bool
+	// TLSSANs are extra names and addresses for self-issued serving certificates.
+	TLSSANs []string
+
+	// Chosen by Complete, after flags are parsed.
+	embedEtcd bool
+	localAuth bool
+	pki       *standalone.PKI
+	// standaloneEnabledAdmission records --enable-admission-plugins given in
+	// standalone mode, where they cannot run.
+	standaloneEnabledAdmission []string
+}
+
+// NewOptions returns options with Flagpole's defaults.
+func NewOptions() *Options {
+	registry := basecompatibility.NewComponentGlobalsRegistry()
+	// The process-global feature gate, so that --feature-gates reaches the
+	// upstream code that reads it directly; a registry of our own, so that
+	// several servers can run in one test process.
+	utilruntime.Must(registry.Register(basecompatibility.DefaultKubeComponent,
+		compatibility.DefaultBuildEffectiveVersion(), utilfeature.DefaultMutableFeatureGate))
+
+	o := &Options{
+		RecommendedOptions: genericoptions.NewRecommendedOptions(
+			defaultEtcdPathPrefix,
+			flagpoleapiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion),
+		),
+		ServerRun:                genericoptions.NewServerRunOptionsForComponent(basecompatibility.DefaultKubeComponent, registry),
+		ComponentGlobalsRegistry: registry,
+		DataDir:                  defaultDataDir,
+	}
+	o.RecommendedOptions.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
+		v1beta1.SchemeGroupVersion, schema.GroupKind{Group: v1beta1.GroupName})
+	o.RecommendedOptions.SecureServing.BindPort = defaultSecurePort
+	// Empty means <data-dir>/certificates, resolved in Complete.
+	o.RecommendedOptions.SecureServing.ServerCert.CertDirectory = ""
+	return o
+}
+
+// Flags returns every flag, grouped the way upstream components group them in --help.
+func (o *Options) Flags() cliflag.NamedFlagSets {
+	var fss cliflag.NamedFlagSets
+	fs := fss.FlagSet("flagpole")
+	fs.StringVar(&o.DataDir, "data-dir", o.DataDir,
+		"Directory for embedded etcd's data, the local PKI and the admin kubeconfig (standalone mode).")
+	fs.BoolVar(&o.EmbeddedEtcd, "embedded-etcd", o.EmbeddedEtcd,
+		"Run embedded etcd under --data-dir even inside a pod. Without --etcd-servers and outside a pod, embedded etcd is the default.")
+	fs.StringSliceVar(&o.TLSSANs, "tls-san", o.TLSSANs,
+		"Extra DNS names or IP addresses for the self-issued serving certificate (e.g. <service>.<namespace>.svc).")
+	o.RecommendedOptions.AddFlags(fss.FlagSet("generic"))
+	o.ServerRun.AddUniversalFlags(fss.FlagSet("server run"))
+	o.ComponentGlobalsRegistry.AddFlags(fss.FlagSet("compatibility"))
+	return fss
+}
+
+// AddFlags adds every flag to fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	for _, f := range o.Flags().FlagSets {
+		fs.AddFlagSet(f)
+	}
+}
+
+func inPod() bool {
+	return os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("KUBERNETES_SERVICE_PORT") != ""
+}
+
+// Complete chooses the mode from the parsed flags and fills in what it implies.
+func (o *Options) Complete() error {
+	if err := o.ComponentGlobalsRegistry.Set(); err != nil {
+		return err
+	}
+	rec := o.RecommendedOptions
+	if rec.SecureServing.ServerCert.CertDirectory == "" {
+		rec.SecureServing.ServerCert.CertDirectory = filepath.Join(o.DataDir, "certificates")
+	}
+
+	o.embedEtcd = o.EmbeddedEtcd || (len(rec.Etcd.StorageConfig.Transport.ServerList) == 0 && !inPod())
+	o.localAuth = !inPod() &&
+		rec.CoreAPI.CoreAPIKubeconfigPath == "" &&
+		rec.Authentication.RemoteKubeConfigFile == "" &&
+		rec.Authorization.RemoteKubeConfigFile == ""
+	if !o.localAuth {
+		return nil
+	}
+
+	// Standalone: no cluster to delegate to. The CoreAPI options would demand
+	// an in-cluster config, so they go; so do upstream's admission plugins
+	// (namespace lifecycle, webhooks, admission policies) and
+	// priority-and-fairness, which all need a kube client and informers.
+	rec.CoreAPI = nil
+	rec.Features.EnablePriorityAndFairness = false
+	o.standaloneEnabledAdmission = rec.Admission.EnablePlugins
+	rec.Admission = nil
+	rec.Authentication.RemoteKubeConfigFileOptional = true
+	rec.Authentication.SkipInClusterLookup = true
+	rec.Authorization.RemoteKubeConfigFileOptional = true
+	rec.Authorization.AlwaysAllowGroups = []string{standalone.AdminGroup}
+
+	pki, err := standalone.EnsurePKI(filepath.Join(o.DataDir, "pki"), o.servingHosts())
+	if err != nil {
+		return fmt.Errorf("local PKI: %w", err)
+	}
+	o.pki = pki
+	rec.Authentication.ClientCert.ClientCA = pki.CACertFile()
+	if keyCert := &rec.SecureServing.ServerCert.CertKey; keyCert.CertFile == "" && keyCert.KeyFile == "" {
+		keyCert.CertFile, keyCert.KeyFile = pki.ServingCertFile(), pki.ServingKeyFile()
+	}
+	return nil
+}
+
+func (o *Options) servingHosts() []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	for _, h := range o.TLSSANs {
+		if !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// Validate reports every invalid flag at once.
+func (o *Options) Validate() error {
+	rec := *o.RecommendedOptions
+	if o.embedEtcd {
+		// The embedded etcd's address is known only once it runs.
+		etcd := *rec.Etcd
+		etcd.StorageConfig.Transport.ServerList = []string{"embedded"}
+		rec.Etcd = &etcd
+	}
+	errs := rec.Validate()
+	errs = append(errs, o.ServerRun.Validate()...)
+	errs = append(errs, o.ComponentGlobalsRegistry.Validate()...)
+	if o.EmbeddedEtcd && len(o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList) > 0 {
+		errs = append(errs, errors.New("--embedded-etcd and --etcd-servers exclude each other"))
+	}
+	if inPod() && !o.embedEtcd && len(o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList) == 0 {
+		errs = append(errs, errors.New("inside a pod --etcd-servers is required, so that replicas share one datastore; --embedded-etcd runs a private etcd (one replica only)"))
+	}
+	if len(o.standaloneEnabledAdmission) > 0 {
+		errs = append(errs, fmt.Errorf("--enable-admission-plugins %v: upstream admission plugins need a cluster (--kubeconfig) and do not run standalone", o.standaloneEnabledAdmission))
+	}
+	return utilerrors.NewAggregate(errs)
+}
+
+// Config builds the server configuration. In embedded mode it starts etcd,
+// and the caller owns the returned closer.
+func (o *Options) Config() (*flagpoleapiserver.Config, func(), error) {
+	closeEtcd := func() {}
+	if o.embedEtcd {
+		etcd, err := standalone.StartEtcd(filepath.Join(o.DataDir, "etcd"), o.ServerRun.StorageInitializationTimeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = []string{etcd.ClientURL}
+		closeEtcd = etcd.Close
+	}
+	cfg, err := o.config()
+	if err != nil {
+		closeEtcd()
+		return nil, nil, err
+	}
+	return cfg, closeEtcd, nil
+}
+
+func (o *Options) config() (*flagpoleapiserver.Config, error) {
+	rec := o.RecommendedOptions
+	if !o.localAuth {
+		var ips []net.IP
+		var names []string
+		for _, h := range o.TLSSANs {
+			if ip := netutils.ParseIPSloppy(h); ip != nil {
+				ips = append(ips, ip)
+			} else {
+				names = append(names, h)
+			}
+		}
+		ips = append(ips, netutils.ParseIPSloppy("127.0.0.1"))
+		if err := rec.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", names, ips); err != nil {
+			return nil, fmt.Errorf("creating self-signed certificates: %w", err)
+		}
+	}
+
+	serverConfig := genericapiserver.NewRecommendedConfig(flagpoleapiserver.Codecs)
+	namer := openapi.NewDefinitionNamer(flagpoleapiserver.Scheme)
+	serverConfig.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
+	serverConfig.OpenAPIConfig.Info.Title = "Flagpole"
+	serverConfig.OpenAPIConfig.Info.Version = version.Get().GitVersion
+	serverConfig.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
+	serverConfig.OpenAPIV3Config.Info.Title = "Flagpole"
+	serverConfig.OpenAPIV3Config.Info.Version = version.Get().GitVersion
+
+	if err := o.ServerRun.ApplyTo(&serverConfig.Config); err != nil {
+		return nil, err
+	}
+	if err := rec.ApplyTo(serverConfig); err != nil {
+		return nil, err
+	}
+	if o.localAuth {
+		if err := o.applyLocalAuthentication(serverConfig); err != nil {
+			return nil, err
+		}
+	}
+	return &flagpoleapiserver.Config{GenericConfig: serverConfig}, nil
+}
+
+// applyLocalAuthentication replaces the delegating authenticator with one
+// that accepts only certificates from the local CA. DelegatingAuthenticationOptions
+// always enables anonymous requests; standalone answers them with 401.
+func (o *Options) applyLocalAuthentication(c *genericapiserver.RecommendedConfig) error {
+	caProvider, err := dynamiccertificates.NewDynamicCAContentFromFile("client-ca", o.pki.CACertFile())
+	if err != nil {
+		return err
+	}
+	authn, _, err := authenticatorfactory.DelegatingAuthenticatorConfig{
+		Anonymous:                          &apiserver.AnonymousAuthConfig{Enabled: false},
+		ClientCertificateCAContentProvider: caProvider,
+	}.New()
+	if err != nil {
+		return err
+	}
+	c.Authentication.Authenticator = authn
+	return nil
+}
+
+// kubeconfigPath is where standalone mode writes the admin kubeconfig.
+func (o *Options) kubeconfigPath() string {
+	return filepath.Join(o.DataDir, "kubeconfig")
+}
+
+// Run serves until ctx is done, then drains in-flight requests and, in
+// embedded mode, stops etcd last.
+func (o *Options) Run(ctx context.Context) error {
+	cfg, closeEtcd, err := o.Config()
+	if err != nil {
+		return err
+	}
+	defer closeEtcd()
+
+	server, err := cfg.Complete().New()
+	if err != nil {
+		return err
+	}
+	prepared := server.GenericAPIServer.PrepareRun()
+	if o.localAuth {
+		if err := o.writeKubeconfig(); err != nil {
+			return err
+		}
+	}
+	return prepared.RunWithContext(ctx)
+}
+
+func (o *Options) writeKubeconfig() error {
+	host := "127.0.0.1"
+	if addr := o.RecommendedOptions.SecureServing.BindAddress; addr != nil && !addr.IsUnspecified() {
+		host = addr.String()
+	}
+	server := "https://" + net.JoinHostPort(host, strconv.Itoa(o.RecommendedOptions.SecureServing.BindPort))
+	path := o.kubeconfigPath()
+	if err := o.pki.WriteAdminKubeconfig(path, server); err != nil {
+		return fmt.Errorf("writing admin kubeconfig: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	klog.InfoS("Standalone mode: admin kubeconfig written", "kubeconfig", abs, "server", server)
+	klog.InfoS("Try: kubectl --kubeconfig " + abs + " apply -f artifacts/examples/ && kubectl --kubeconfig " + abs + " get flags")
+	return nil
+}

@@ -1,0 +1,178 @@
+// Package flag holds the REST storage and strategies for flags and flags/status.
+package flag
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/apiserver/pkg/storage/names"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
+)
+
+// Field selectors a Flag supports beyond metadata.name and metadata.namespace.
+const (
+	FieldState = "spec.state"
+	FieldType  = "spec.type"
+)
+
+// Strategy implements create, update and delete behaviour for the main resource.
+type Strategy struct {
+	runtime.ObjectTyper
+	names.NameGenerator
+	validation validation.Options
+}
+
+// NewStrategy returns the strategy for flags.
+func NewStrategy(typer runtime.ObjectTyper, opts validation.Options) Strategy {
+	return Strategy{typer, names.SimpleNameGenerator, opts}
+}
+
+var (
+	_ rest.RESTCreateUpdateStrategy = Strategy{}
+	_ rest.RESTDeleteStrategy       = Strategy{}
+	_ rest.ResetFieldsStrategy      = Strategy{}
+)
+
+func (Strategy) NamespaceScoped() bool { return true }
+
+// GetResetFields says which fields a write to the main resource never owns,
+// so that server-side apply does not record status for a spec writer.
+func (Strategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	return map[fieldpath.APIVersion]*fieldpath.Set{
+		"flagpole.dev/v1beta1": fieldpath.NewSet(fieldpath.MakePathOrDie("status")),
+	}
+}
+
+func (Strategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
+	f := obj.(*flagpole.Flag)
+	f.Status = flagpole.FlagStatus{}
+	f.Generation = 1
+}
+
+func (Strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	f, oldFlag := obj.(*flagpole.Flag), old.(*flagpole.Flag)
+	f.Status = oldFlag.Status
+	// Compact before comparing, so re-spaced JSON is not a spec change.
+	compactValues(f)
+	if !apiequality.Semantic.DeepEqual(f.Spec, oldFlag.Spec) {
+		f.Generation = oldFlag.Generation + 1
+	}
+}
+
+func (s Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
+	return validation.ValidateFlag(obj.(*flagpole.Flag), s.validation)
+}
+
+func (s Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	return validation.ValidateFlagUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag), s.validation)
+}
+
+func (Strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {
+	return specWarnings(&obj.(*flagpole.Flag).Spec)
+}
+
+func (Strategy) WarningsOnUpdate(_ context.Context, obj, _ runtime.Object) []string {
+	return specWarnings(&obj.(*flagpole.Flag).Spec)
+}
+
+// specWarnings points out what is valid but almost certainly not meant.
+func specWarnings(spec *flagpole.FlagSpec) []string {
+	var warnings []string
+	if spec.ExpiresAt != nil && spec.ExpiresAt.Time.Before(time.Now()) {
+		warnings = append(warnings, fmt.Sprintf("spec.expiresAt: %s is in the past; the flag is stale and due for clean-up", spec.ExpiresAt.UTC().Format(time.RFC3339)))
+	}
+	for i, r := range spec.Rules {
+		if r.When == "" && len(r.Segments) == 0 && i < len(spec.Rules)-1 {
+			warnings = append(warnings, fmt.Sprintf("spec.rules[%d] (%q) has no when and no segments, so it matches every context and the %d rule(s) after it are never reached", i, r.Name, len(spec.Rules)-1-i))
+			break
+		}
+	}
+	return warnings
+}
+
+// Canonicalize compacts variant values, so that the same JSON value written
+// with different spacing is the same stored object (no spurious generation bump).
+func (Strategy) Canonicalize(obj runtime.Object) {
+	compactValues(obj.(*flagpole.Flag))
+}
+
+func compactValues(f *flagpole.Flag) {
+	for i := range f.Spec.Variants {
+		raw := f.Spec.Variants[i].Value.Raw
+		var buf bytes.Buffer
+		if len(raw) > 0 && json.Compact(&buf, raw) == nil && !bytes.Equal(buf.Bytes(), raw) {
+			f.Spec.Variants[i].Value.Raw = buf.Bytes()
+		}
+	}
+}
+
+func (Strategy) AllowCreateOnUpdate(context.Context) bool { return false }
+
+func (Strategy) AllowUnconditionalUpdate(context.Context) bool { return true }
+
+// StatusStrategy implements writes to flags/status: only status changes.
+type StatusStrategy struct {
+	Strategy
+}
+
+// NewStatusStrategy returns the strategy for flags/status.
+func NewStatusStrategy(s Strategy) StatusStrategy {
+	return StatusStrategy{s}
+}
+
+var _ rest.ResetFieldsStrategy = StatusStrategy{}
+
+func (StatusStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	return map[fieldpath.APIVersion]*fieldpath.Set{
+		"flagpole.dev/v1beta1": fieldpath.NewSet(fieldpath.MakePathOrDie("spec")),
+	}
+}
+
+func (StatusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	f, oldFlag := obj.(*flagpole.Flag), old.(*flagpole.Flag)
+	f.Spec = oldFlag.Spec
+}
+
+func (StatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	return validation.ValidateFlagStatusUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag))
+}
+
+func (StatusStrategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {
+	return nil
+}
+
+// GetAttrs returns the labels and selectable fields of a flag.
+func GetAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
+	f, ok := obj.(*flagpole.Flag)
+	if !ok {
+		return nil, nil, fmt.Errorf("not a Flag: %T", obj)
+	}
+	return labels.Set(f.Labels), SelectableFields(f), nil
+}
+
+// SelectableFields is the field set field selectors match against.
+func SelectableFields(f *flagpole.Flag) fields.Set {
+	return generic.AddObjectMetaFieldsSet(fields.Set{
+		FieldState: string(f.Spec.State),
+		FieldType:  string(f.Spec.Type),
+	}, &f.ObjectMeta, true)
+}
+
+// Matcher returns the predicate LIST and WATCH filter with.
+func Matcher(label labels.Selector, field fields.Selector) storage.SelectionPredicate {
+	return storage.SelectionPredicate{Label: label, Field: field, GetAttrs: GetAttrs}
+}
