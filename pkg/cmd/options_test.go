@@ -1,0 +1,122 @@
+package cmd
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func parse(t *testing.T, args ...string) *Options {
+	t.Helper()
+	o := NewOptions()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestModeSelection(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	dir := t.TempDir()
+
+	o := parse(t, "--data-dir", dir)
+	if err := o.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if !o.embedEtcd || !o.localAuth {
+		t.Fatalf("no flags outside a pod: embedEtcd=%v localAuth=%v, want standalone", o.embedEtcd, o.localAuth)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatalf("standalone defaults do not validate: %v", err)
+	}
+	rec := o.RecommendedOptions
+	if rec.CoreAPI != nil || rec.Admission != nil || rec.Features.EnablePriorityAndFairness {
+		t.Error("standalone must drop CoreAPI, upstream admission and APF")
+	}
+	if rec.Authentication.ClientCert.ClientCA != filepath.Join(dir, "pki", "ca.crt") {
+		t.Errorf("client CA = %q", rec.Authentication.ClientCert.ClientCA)
+	}
+	if rec.SecureServing.ServerCert.CertKey.CertFile != filepath.Join(dir, "pki", "serving.crt") {
+		t.Errorf("serving cert = %q", rec.SecureServing.ServerCert.CertKey.CertFile)
+	}
+	if rec.SecureServing.BindPort != 8443 {
+		t.Errorf("default port = %d", rec.SecureServing.BindPort)
+	}
+
+	// --kubeconfig, parsed after the options were built, selects delegated
+	// authentication; --etcd-servers selects external storage.
+	o = parse(t, "--data-dir", dir, "--kubeconfig", "/k", "--etcd-servers", "http://127.0.0.1:2379")
+	if err := o.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if o.embedEtcd || o.localAuth {
+		t.Fatalf("delegated flags: embedEtcd=%v localAuth=%v", o.embedEtcd, o.localAuth)
+	}
+	if o.RecommendedOptions.CoreAPI == nil || o.RecommendedOptions.Admission == nil {
+		t.Error("delegated mode keeps CoreAPI and admission")
+	}
+	if o.RecommendedOptions.SecureServing.ServerCert.CertDirectory != filepath.Join(dir, "certificates") {
+		t.Errorf("cert dir = %q", o.RecommendedOptions.SecureServing.ServerCert.CertDirectory)
+	}
+
+	// Either mode axis alone.
+	o = parse(t, "--data-dir", dir, "--authentication-kubeconfig", "/k")
+	if err := o.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if !o.embedEtcd || o.localAuth {
+		t.Errorf("--authentication-kubeconfig alone: embedEtcd=%v localAuth=%v", o.embedEtcd, o.localAuth)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--embedded-etcd", "--etcd-servers", "http://127.0.0.1:2379"}, "exclude each other"},
+		{[]string{"--enable-admission-plugins", "NamespaceLifecycle"}, "do not run standalone"},
+		{[]string{"--goaway-chance", "0.5"}, "--goaway-chance"},
+	} {
+		o := parse(t, append([]string{"--data-dir", t.TempDir()}, tc.args...)...)
+		if err := o.Complete(); err != nil {
+			t.Fatal(err)
+		}
+		err := o.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// Inside a pod, two replicas must never silently run two datastores.
+func TestInPodNeedsExplicitStorage(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "443")
+
+	o := parse(t, "--data-dir", t.TempDir())
+	if err := o.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if o.embedEtcd || o.localAuth {
+		t.Fatalf("in a pod: embedEtcd=%v localAuth=%v", o.embedEtcd, o.localAuth)
+	}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--etcd-servers is required") {
+		t.Errorf("error = %v", err)
+	}
+
+	o = parse(t, "--data-dir", t.TempDir(), "--embedded-etcd")
+	if err := o.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if !o.embedEtcd {
+		t.Error("--embedded-etcd must embed etcd inside a pod")
+	}
+}

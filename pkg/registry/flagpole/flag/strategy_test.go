@@ -1,0 +1,216 @@
+package flag
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
+)
+
+func newFlag() *flagpole.Flag {
+	return &flagpole.Flag{
+		ObjectMeta: metav1.ObjectMeta{Name: "new-checkout", Namespace: "default", ResourceVersion: "7", Generation: 3},
+		Spec: flagpole.FlagSpec{
+			Type:  flagpole.FlagTypeObject,
+			State: flagpole.FlagStateEnabled,
+			Variants: []flagpole.Variant{
+				{Name: "a", Value: flagpole.JSON{Raw: []byte(`{"x":1}`)}},
+				{Name: "b", Value: flagpole.JSON{Raw: []byte(`{"x":2}`)}},
+			},
+			DefaultVariant: "a",
+			Rules:          []flagpole.Rule{{Name: "r", When: "true", Variant: "b"}},
+		},
+		Status: flagpole.FlagStatus{ObservedGeneration: 3},
+	}
+}
+
+func testStrategy() Strategy {
+	scheme := runtime.NewScheme()
+	install.Install(scheme)
+	return NewStrategy(scheme, validation.Options{})
+}
+
+func TestPrepareForCreate(t *testing.T) {
+	f := newFlag()
+	testStrategy().PrepareForCreate(context.Background(), f)
+	if f.Generation != 1 {
+		t.Errorf("generation = %d, want 1", f.Generation)
+	}
+	if f.Status.ObservedGeneration != 0 || f.Status.Conditions != nil {
+		t.Errorf("status was not cleared: %+v", f.Status)
+	}
+}
+
+func TestPrepareForUpdate(t *testing.T) {
+	s := testStrategy()
+	ctx := context.Background()
+
+	old := newFlag()
+	f := old.DeepCopy()
+	f.Status = flagpole.FlagStatus{ObservedGeneration: 99}
+	f.Labels = map[string]string{"team": "x"}
+	s.PrepareForUpdate(ctx, f, old)
+	if f.Status.ObservedGeneration != 3 {
+		t.Errorf("a write to the main resource changed status: %+v", f.Status)
+	}
+	if f.Generation != 3 {
+		t.Errorf("metadata-only change bumped generation to %d", f.Generation)
+	}
+
+	f = old.DeepCopy()
+	f.Spec.Variants[0].Value.Raw = []byte("{ \"x\" :\n 1 }")
+	s.PrepareForUpdate(ctx, f, old)
+	if f.Generation != 3 {
+		t.Errorf("re-spacing a JSON value bumped generation to %d", f.Generation)
+	}
+
+	f = old.DeepCopy()
+	f.Spec.State = flagpole.FlagStateDisabled
+	s.PrepareForUpdate(ctx, f, old)
+	if f.Generation != 4 {
+		t.Errorf("spec change: generation = %d, want 4", f.Generation)
+	}
+}
+
+func TestStatusStrategy(t *testing.T) {
+	s := NewStatusStrategy(testStrategy())
+	old := newFlag()
+	f := old.DeepCopy()
+	f.Spec.State = flagpole.FlagStateDisabled
+	f.Status.ObservedGeneration = 4
+	s.PrepareForUpdate(context.Background(), f, old)
+	if f.Spec.State != flagpole.FlagStateEnabled {
+		t.Error("a write to flags/status changed spec")
+	}
+	if f.Status.ObservedGeneration != 4 {
+		t.Error("a write to flags/status lost its status")
+	}
+	if errs := s.ValidateUpdate(context.Background(), f, old); len(errs) != 0 {
+		t.Errorf("valid status update rejected: %v", errs)
+	}
+
+	spec := fieldpath.MakePathOrDie("spec")
+	status := fieldpath.MakePathOrDie("status")
+	if reset := s.GetResetFields()["flagpole.dev/v1beta1"]; !reset.Has(spec) || reset.Has(status) {
+		t.Errorf("status strategy resets %v, want spec only", reset)
+	}
+	if reset := testStrategy().GetResetFields()["flagpole.dev/v1beta1"]; !reset.Has(status) || reset.Has(spec) {
+		t.Errorf("main strategy resets %v, want status only", reset)
+	}
+}
+
+func TestCanonicalize(t *testing.T) {
+	f := newFlag()
+	f.Spec.Variants[0].Value.Raw = []byte("{ \"x\": 1 }")
+	testStrategy().Canonicalize(f)
+	if got := string(f.Spec.Variants[0].Value.Raw); got != `{"x":1}` {
+		t.Errorf("value stored as %s, want compact JSON", got)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	s := testStrategy()
+	f := newFlag()
+	if w := s.WarningsOnCreate(context.Background(), f); len(w) != 0 {
+		t.Errorf("unexpected warnings: %v", w)
+	}
+	past := metav1.NewTime(time.Now().Add(-time.Hour))
+	f.Spec.ExpiresAt = &past
+	f.Spec.Rules = []flagpole.Rule{{Name: "all", Variant: "a"}, {Name: "never", When: "true", Variant: "b"}}
+	w := s.WarningsOnUpdate(context.Background(), f, newFlag())
+	if len(w) != 2 || !strings.Contains(w[0], "spec.expiresAt") || !strings.Contains(w[1], "never reached") {
+		t.Errorf("warnings = %q", w)
+	}
+}
+
+func TestFieldSelectors(t *testing.T) {
+	f := newFlag()
+	f.Labels = map[string]string{"team": "checkout"}
+	for _, tc := range []struct {
+		selector string
+		match    bool
+	}{
+		{"spec.state=Enabled", true},
+		{"spec.state=Disabled", false},
+		{"spec.type=Object,metadata.name=new-checkout", true},
+		{"spec.type!=Object", false},
+		{"metadata.namespace=other", false},
+	} {
+		sel, err := fields.ParseSelector(tc.selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pred := Matcher(labels.Everything(), sel)
+		ok, err := pred.Matches(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok != tc.match {
+			t.Errorf("%s: match = %v, want %v", tc.selector, ok, tc.match)
+		}
+	}
+	pred := Matcher(labels.SelectorFromSet(labels.Set{"team": "growth"}), fields.Everything())
+	ok, _ := pred.Matches(f)
+	if ok {
+		t.Error("label selector team=growth matched a checkout flag")
+	}
+}
+
+func TestTableConvertor(t *testing.T) {
+	f := newFlag()
+	f.CreationTimestamp = metav1.NewTime(time.Now().Add(-2 * time.Hour))
+	f.Spec.Owner = "team-checkout"
+	other := newFlag()
+	other.Name = "kill-switch"
+	other.Spec.DefaultVariant = ""
+	other.Spec.Rules = nil
+	list := &flagpole.FlagList{ListMeta: metav1.ListMeta{ResourceVersion: "42", Continue: "c"}, Items: []flagpole.Flag{*f, *other}}
+
+	table, err := tableConvertor.ConvertToTable(context.Background(), list, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range table.ColumnDefinitions {
+		if c.Priority == 0 {
+			names = append(names, c.Name)
+		}
+	}
+	if got := strings.Join(names, ","); got != "Name,Type,State,Default,Rules,Age" {
+		t.Errorf("default columns = %s", got)
+	}
+	if table.ResourceVersion != "42" || table.Continue != "c" {
+		t.Errorf("list metadata lost: %+v", table.ListMeta)
+	}
+	if len(table.Rows) != 2 {
+		t.Fatalf("rows = %d", len(table.Rows))
+	}
+	row := table.Rows[0].Cells
+	if row[0] != "new-checkout" || row[1] != "Object" || row[2] != "Enabled" || row[3] != "a" || row[4] != int64(1) || row[5] != "120m" || row[6] != "team-checkout" {
+		t.Errorf("row = %v", row)
+	}
+	if table.Rows[1].Cells[3] != "<none>" {
+		t.Errorf("a flag without defaultVariant shows %v", table.Rows[1].Cells[3])
+	}
+	if len(table.Rows[0].Cells) != len(table.ColumnDefinitions) {
+		t.Errorf("%d cells for %d columns", len(table.Rows[0].Cells), len(table.ColumnDefinitions))
+	}
+
+	single, err := tableConvertor.ConvertToTable(context.Background(), f, &metav1.TableOptions{NoHeaders: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(single.Rows) != 1 || single.ColumnDefinitions != nil || single.ResourceVersion != "7" {
+		t.Errorf("single object table = %+v", single)
+	}
+}
