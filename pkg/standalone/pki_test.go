@@ -8,8 +8,8 @@ import (
 	"slices"
 	"testing"
 
-	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/tools/clientcmd"
+	certutil "k8s.io/client-go/util/cert"
 )
 
 func TestEnsurePKI(t *testing.T) {
