@@ -190,6 +190,7 @@ type FlagList struct {
 }
 
 // +genclient
+// +genclient:noStatus
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 
 // Segment is a reusable audience that flag rules name: a CEL predicate plus
