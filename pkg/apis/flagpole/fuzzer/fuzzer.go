@@ -15,6 +15,14 @@ import (
 // Funcs returns the fuzzer functions for the flagpole.dev group.
 var Funcs = func(codecs runtimeserializer.CodecFactory) []interface{} {
 	return []interface{}{
+		// Decoding defaults an empty state to Enabled, so a round trip only
+		// preserves states that are already set.
+		func(s *flagpole.FlagSpec, c randfill.Continue) {
+			c.FillNoCustom(s)
+			if s.State == "" {
+				s.State = flagpole.FlagStateEnabled
+			}
+		},
 		// A variant value is any JSON value, held as compact bytes (the form
 		// every encoder writes back).
 		func(j *flagpole.JSON, c randfill.Continue) {
