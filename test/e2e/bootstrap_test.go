@@ -1,0 +1,118 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
+	"k8s.io/utils/ptr"
+)
+
+const e2eNamespace = "e2e"
+
+// kubectl runs the kubectl built from k8s.io/kubernetes v1.37.2 as user.
+func (c *cluster) kubectl(user string, args ...string) (string, error) {
+	args = append([]string{"--kubeconfig", c.kubeconfig(user), "--cache-dir", c.path("kubectl-cache-" + strings.ReplaceAll(user, ":", "_"))}, args...)
+	cmd := exec.Command(filepath.Join(c.binDir, "kubectl"), args...)
+	cmd.Dir = repoRoot
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// bootstrap creates what an operator would before starting Flagpole: its
+// RBAC (artifacts/deploy/rbac.yaml, applied with kubectl), the ExternalName
+// Service the APIService points at, and the e2e users' roles.
+func (c *cluster) bootstrap(ctx context.Context) error {
+	if out, err := c.kubectl(userAdmin, "apply", "-f", "artifacts/deploy/rbac.yaml"); err != nil {
+		return fmt.Errorf("kubectl apply rbac: %v\n%s", err, out)
+	}
+	kube := kubernetes.NewForConfigOrDie(c.restConfig(userAdmin))
+	_, err := kube.CoreV1().Services(flagpoleNamespace).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: flagpoleService},
+		// The aggregator's resolver sends https://localhost:<APIService port>:
+		// no kubelet or kube-proxy needed.
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e2eNamespace}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if _, err := kube.RbacV1().Roles(e2eNamespace).Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "flag-reader"},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{"flagpole.dev"},
+			Resources: []string{"flags", "segments"},
+			Verbs:     []string{"get", "list", "watch"},
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	_, err = kube.RbacV1().RoleBindings(e2eNamespace).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "flag-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "flag-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: "rbac.authorization.k8s.io", Name: userReader}},
+	}, metav1.CreateOptions{})
+	return err
+}
+
+// registerAPIService registers v1beta1.flagpole.dev with a real caBundle and
+// waits for Available=True.
+func (c *cluster) registerAPIService(ctx context.Context) error {
+	ca, err := c.servingCA()
+	if err != nil {
+		return err
+	}
+	agg := aggregator.NewForConfigOrDie(c.restConfig(userAdmin))
+	_, err = agg.ApiregistrationV1().APIServices().Create(ctx, &apiregistrationv1.APIService{
+		ObjectMeta: metav1.ObjectMeta{Name: "v1beta1.flagpole.dev"},
+		Spec: apiregistrationv1.APIServiceSpec{
+			Service:              &apiregistrationv1.ServiceReference{Namespace: flagpoleNamespace, Name: flagpoleService, Port: ptr.To(int32(c.flagpolePort))},
+			Group:                "flagpole.dev",
+			Version:              "v1beta1",
+			CABundle:             ca,
+			GroupPriorityMinimum: 1000,
+			VersionPriority:      15,
+		},
+	}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return c.waitAPIService(ctx, true, 120*time.Second)
+}
+
+func (c *cluster) waitAPIService(ctx context.Context, available bool, timeout time.Duration) error {
+	agg := aggregator.NewForConfigOrDie(c.restConfig(userAdmin))
+	want := apiregistrationv1.ConditionFalse
+	if available {
+		want = apiregistrationv1.ConditionTrue
+	}
+	return waitFor(ctx, nil, timeout, func() error {
+		svc, err := agg.ApiregistrationV1().APIServices().Get(ctx, "v1beta1.flagpole.dev", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, cond := range svc.Status.Conditions {
+			if cond.Type == apiregistrationv1.Available {
+				if cond.Status == want {
+					return nil
+				}
+				return fmt.Errorf("Available=%s: %s: %s", cond.Status, cond.Reason, cond.Message)
+			}
+		}
+		return fmt.Errorf("no Available condition yet")
+	})
+}
