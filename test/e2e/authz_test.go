@@ -128,4 +128,3 @@ func auditEvents(t *testing.T) []auditv1.Event {
 	}
 	return events
 }
-

@@ -33,8 +33,8 @@ import (
 // cluster is a real control plane on loopback: etcd, kube-apiserver,
 // kube-controller-manager, and flagpole-apiserver in delegated mode.
 type cluster struct {
-	dir     string
-	binDir  string
+	dir         string
+	binDir      string
 	flagpoleBin string
 
 	etcdURL      string
@@ -59,9 +59,9 @@ type process struct {
 
 // Users of the e2e cluster, each a client certificate from the cluster CA.
 const (
-	userAdmin    = "flagpole-admin" // group system:masters
-	userNobody   = "alice"          // no role at all
-	userReader   = "bob"            // Role: get, list, watch flags
+	userAdmin  = "flagpole-admin" // group system:masters
+	userNobody = "alice"          // no role at all
+	userReader = "bob"            // Role: get, list, watch flags
 	// flagpole-apiserver authenticates as its ServiceAccount would, so the
 	// e2e grants it exactly artifacts/deploy/rbac.yaml.
 	userFlagpole = "system:serviceaccount:flagpole-system:flagpole-apiserver"
@@ -73,7 +73,9 @@ const (
 	etcdPrefix        = "/flagpole"
 )
 
-func (c *cluster) path(parts ...string) string { return filepath.Join(append([]string{c.dir}, parts...)...) }
+func (c *cluster) path(parts ...string) string {
+	return filepath.Join(append([]string{c.dir}, parts...)...)
+}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
