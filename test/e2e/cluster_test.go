@@ -384,8 +384,11 @@ func (c *cluster) startFlagpole(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	direct := c.directFlagpoleConfig(userAdmin, "system:masters")
-	return waitFor(ctx, p, 90*time.Second, func() error { return getOK(direct, "/readyz") })
+	// The serving certificate appears only once the server has started, so
+	// the client that trusts it is built on each try.
+	return waitFor(ctx, p, 90*time.Second, func() error {
+		return getOK(c.directFlagpoleConfig(userAdmin, "system:masters"), "/readyz")
+	})
 }
 
 func (c *cluster) auditLog() string { return c.path("flagpole-audit.log") }
