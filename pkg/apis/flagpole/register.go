@@ -32,6 +32,11 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&FlagList{},
 		&Segment{},
 		&SegmentList{},
+		&FlagOverride{},
+		&FlagOverrideList{},
+		&EvaluationRequest{},
+		&EvaluationResult{},
+		&Evaluation{},
 	)
 	return nil
 }

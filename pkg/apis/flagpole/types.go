@@ -130,3 +130,98 @@ type SegmentList struct {
 
 	Items []Segment
 }
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// FlagOverride temporarily forces a flag to a variant.
+type FlagOverride struct {
+	metav1.TypeMeta
+	metav1.ObjectMeta
+
+	Spec   FlagOverrideSpec
+	Status FlagOverrideStatus
+}
+
+// FlagOverrideSpec is the desired override.
+type FlagOverrideSpec struct {
+	Flag          string
+	Variant       string
+	TargetingKeys []string
+	TTL           *metav1.Duration
+}
+
+// FlagOverrideStatus is the observed state of an override.
+type FlagOverrideStatus struct {
+	ExpiresAt *metav1.Time
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// FlagOverrideList is a list of FlagOverrides.
+type FlagOverrideList struct {
+	metav1.TypeMeta
+	metav1.ListMeta
+
+	Items []FlagOverride
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// EvaluationRequest is the body of flags/evaluate.
+type EvaluationRequest struct {
+	metav1.TypeMeta
+
+	Context JSON
+	Type    FlagType
+}
+
+// FlagEvaluation is the OpenFeature result of evaluating one flag.
+type FlagEvaluation struct {
+	Key          string
+	Value        *JSON
+	Variant      string
+	Reason       string
+	ErrorCode    string
+	ErrorMessage string
+	Metadata     EvaluationMetadata
+}
+
+// EvaluationMetadata traces an evaluation to a flag revision.
+type EvaluationMetadata struct {
+	ResourceVersion string
+	Generation      int64
+	Rule            string
+	Override        string
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// EvaluationResult is the answer of flags/evaluate.
+type EvaluationResult struct {
+	metav1.TypeMeta
+
+	FlagEvaluation
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// Evaluation is a create-only bulk evaluation.
+type Evaluation struct {
+	metav1.TypeMeta
+	metav1.ObjectMeta
+
+	Spec   EvaluationSpec
+	Status EvaluationStatus
+}
+
+// EvaluationSpec selects what to evaluate, and for whom.
+type EvaluationSpec struct {
+	Context  JSON
+	Flags    []string
+	Selector *metav1.LabelSelector
+}
+
+// EvaluationStatus holds the results of a bulk evaluation.
+type EvaluationStatus struct {
+	Results []FlagEvaluation
+}

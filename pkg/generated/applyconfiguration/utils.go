@@ -34,6 +34,12 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 	// Group=flagpole.dev, Version=v1beta1
 	case v1beta1.SchemeGroupVersion.WithKind("Flag"):
 		return &flagpolev1beta1.FlagApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("FlagOverride"):
+		return &flagpolev1beta1.FlagOverrideApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("FlagOverrideSpec"):
+		return &flagpolev1beta1.FlagOverrideSpecApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("FlagOverrideStatus"):
+		return &flagpolev1beta1.FlagOverrideStatusApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("FlagSpec"):
 		return &flagpolev1beta1.FlagSpecApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("FlagStatus"):

@@ -33,8 +33,19 @@ import (
 
 func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
 	return map[string]common.OpenAPIDefinition{
+		v1beta1.Evaluation{}.OpenAPIModelName():           schema_pkg_apis_flagpole_v1beta1_Evaluation(ref),
+		v1beta1.EvaluationMetadata{}.OpenAPIModelName():   schema_pkg_apis_flagpole_v1beta1_EvaluationMetadata(ref),
+		v1beta1.EvaluationRequest{}.OpenAPIModelName():    schema_pkg_apis_flagpole_v1beta1_EvaluationRequest(ref),
+		v1beta1.EvaluationResult{}.OpenAPIModelName():     schema_pkg_apis_flagpole_v1beta1_EvaluationResult(ref),
+		v1beta1.EvaluationSpec{}.OpenAPIModelName():       schema_pkg_apis_flagpole_v1beta1_EvaluationSpec(ref),
+		v1beta1.EvaluationStatus{}.OpenAPIModelName():     schema_pkg_apis_flagpole_v1beta1_EvaluationStatus(ref),
 		v1beta1.Flag{}.OpenAPIModelName():                 schema_pkg_apis_flagpole_v1beta1_Flag(ref),
+		v1beta1.FlagEvaluation{}.OpenAPIModelName():       schema_pkg_apis_flagpole_v1beta1_FlagEvaluation(ref),
 		v1beta1.FlagList{}.OpenAPIModelName():             schema_pkg_apis_flagpole_v1beta1_FlagList(ref),
+		v1beta1.FlagOverride{}.OpenAPIModelName():         schema_pkg_apis_flagpole_v1beta1_FlagOverride(ref),
+		v1beta1.FlagOverrideList{}.OpenAPIModelName():     schema_pkg_apis_flagpole_v1beta1_FlagOverrideList(ref),
+		v1beta1.FlagOverrideSpec{}.OpenAPIModelName():     schema_pkg_apis_flagpole_v1beta1_FlagOverrideSpec(ref),
+		v1beta1.FlagOverrideStatus{}.OpenAPIModelName():   schema_pkg_apis_flagpole_v1beta1_FlagOverrideStatus(ref),
 		v1beta1.FlagSpec{}.OpenAPIModelName():             schema_pkg_apis_flagpole_v1beta1_FlagSpec(ref),
 		v1beta1.FlagStatus{}.OpenAPIModelName():           schema_pkg_apis_flagpole_v1beta1_FlagStatus(ref),
 		v1beta1.JSON{}.OpenAPIModelName():                 schema_pkg_apis_flagpole_v1beta1_JSON(ref),
@@ -103,6 +114,299 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 	}
 }
 
+func schema_pkg_apis_flagpole_v1beta1_Evaluation(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "Evaluation evaluates every flag of a namespace (or a selection) for one context in one call. It is create-only and never stored, like SelfSubjectAccessReview; creating one needs `create` on `evaluations` in the namespace, a namespace-wide permission distinct from `flags/evaluate`.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "spec is the context and the flags to evaluate.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1beta1.EvaluationSpec{}.OpenAPIModelName()),
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "status holds one result per flag evaluated, ordered by key.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1beta1.EvaluationStatus{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.EvaluationSpec{}.OpenAPIModelName(), v1beta1.EvaluationStatus{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_EvaluationMetadata(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EvaluationMetadata traces an evaluation to the flag revision and the rule or override that decided it.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"resourceVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "resourceVersion of the Flag evaluated.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"generation": {
+						SchemaProps: spec.SchemaProps{
+							Description: "generation of the Flag evaluated.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"rule": {
+						SchemaProps: spec.SchemaProps{
+							Description: "rule is the name of the rule that matched.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"override": {
+						SchemaProps: spec.SchemaProps{
+							Description: "override is the name of the FlagOverride that decided.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_EvaluationRequest(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EvaluationRequest is what a client POSTs to flags/evaluate. It has no object metadata: it is never stored.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"context": {
+						SchemaProps: spec.SchemaProps{
+							Description: "context is the OpenFeature evaluation context, a JSON object; its member targetingKey, a string, is the targeting key. At most 16 KiB.",
+							Ref:         ref(v1beta1.JSON{}.OpenAPIModelName()),
+						},
+					},
+					"type": {
+						SchemaProps: spec.SchemaProps{
+							Description: "type is the type the caller expects; a different flag type is a TYPE_MISMATCH error. Empty accepts any type.\n\nPossible enum values:\n - `\"Boolean\"`\n - `\"Number\"`\n - `\"Object\"`\n - `\"String\"`",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Boolean", "Number", "Object", "String"},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.JSON{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_EvaluationResult(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EvaluationResult is the answer of flags/evaluate.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"key": {
+						SchemaProps: spec.SchemaProps{
+							Description: "key is the flag key (the Flag's name).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"value": {
+						SchemaProps: spec.SchemaProps{
+							Description: "value is the resolved value; absent when the caller's code default applies.",
+							Ref:         ref(v1beta1.JSON{}.OpenAPIModelName()),
+						},
+					},
+					"variant": {
+						SchemaProps: spec.SchemaProps{
+							Description: "variant is the name of the resolved variant.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "reason is STATIC, TARGETING_MATCH, SPLIT, DEFAULT, DISABLED or ERROR.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"errorCode": {
+						SchemaProps: spec.SchemaProps{
+							Description: "errorCode is set with reason ERROR: FLAG_NOT_FOUND, TYPE_MISMATCH, PARSE_ERROR, TARGETING_KEY_MISSING, INVALID_CONTEXT or GENERAL.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"errorMessage": {
+						SchemaProps: spec.SchemaProps{
+							Description: "errorMessage explains errorCode.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "metadata traces the answer to a flag revision.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1beta1.EvaluationMetadata{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"key", "reason"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.EvaluationMetadata{}.OpenAPIModelName(), v1beta1.JSON{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_EvaluationSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EvaluationSpec selects what to evaluate, and for whom.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"context": {
+						SchemaProps: spec.SchemaProps{
+							Description: "context is the OpenFeature evaluation context, as in EvaluationRequest.",
+							Ref:         ref(v1beta1.JSON{}.OpenAPIModelName()),
+						},
+					},
+					"flags": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "set",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "flags lists flag keys to evaluate; a key with no flag answers FLAG_NOT_FOUND.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"selector": {
+						SchemaProps: spec.SchemaProps{
+							Description: "selector selects flags by label. With neither flags nor selector, every flag in the namespace is evaluated.",
+							Ref:         ref(v1.LabelSelector{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.JSON{}.OpenAPIModelName(), v1.LabelSelector{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_EvaluationStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EvaluationStatus holds the results of a bulk evaluation.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"results": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "results has one entry per flag, ordered by key.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.FlagEvaluation{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.FlagEvaluation{}.OpenAPIModelName()},
+	}
+}
+
 func schema_pkg_apis_flagpole_v1beta1_Flag(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -154,6 +458,72 @@ func schema_pkg_apis_flagpole_v1beta1_Flag(ref common.ReferenceCallback) common.
 	}
 }
 
+func schema_pkg_apis_flagpole_v1beta1_FlagEvaluation(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagEvaluation is the OpenFeature result of evaluating one flag.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"key": {
+						SchemaProps: spec.SchemaProps{
+							Description: "key is the flag key (the Flag's name).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"value": {
+						SchemaProps: spec.SchemaProps{
+							Description: "value is the resolved value; absent when the caller's code default applies.",
+							Ref:         ref(v1beta1.JSON{}.OpenAPIModelName()),
+						},
+					},
+					"variant": {
+						SchemaProps: spec.SchemaProps{
+							Description: "variant is the name of the resolved variant.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "reason is STATIC, TARGETING_MATCH, SPLIT, DEFAULT, DISABLED or ERROR.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"errorCode": {
+						SchemaProps: spec.SchemaProps{
+							Description: "errorCode is set with reason ERROR: FLAG_NOT_FOUND, TYPE_MISMATCH, PARSE_ERROR, TARGETING_KEY_MISSING, INVALID_CONTEXT or GENERAL.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"errorMessage": {
+						SchemaProps: spec.SchemaProps{
+							Description: "errorMessage explains errorCode.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "metadata traces the answer to a flag revision.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1beta1.EvaluationMetadata{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"key", "reason"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.EvaluationMetadata{}.OpenAPIModelName(), v1beta1.JSON{}.OpenAPIModelName()},
+	}
+}
+
 func schema_pkg_apis_flagpole_v1beta1_FlagList(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -199,6 +569,183 @@ func schema_pkg_apis_flagpole_v1beta1_FlagList(ref common.ReferenceCallback) com
 		},
 		Dependencies: []string{
 			v1beta1.Flag{}.OpenAPIModelName(), v1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_FlagOverride(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagOverride temporarily forces a flag to a variant, for everyone or for listed targeting keys. It expires: after status.expiresAt evaluation ignores it, and the server deletes it soon after.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Standard object metadata.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "spec says which flag is forced to which variant, for whom, for how long.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1beta1.FlagOverrideSpec{}.OpenAPIModelName()),
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "status is written by the server.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1beta1.FlagOverrideStatus{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.FlagOverrideSpec{}.OpenAPIModelName(), v1beta1.FlagOverrideStatus{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_FlagOverrideList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagOverrideList is a list of FlagOverrides.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(v1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Type: []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.FlagOverride{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.FlagOverride{}.OpenAPIModelName(), v1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_FlagOverrideSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagOverrideSpec is the desired override.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"flag": {
+						SchemaProps: spec.SchemaProps{
+							Description: "flag is the name of a Flag in the same namespace.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"variant": {
+						SchemaProps: spec.SchemaProps{
+							Description: "variant names one of the flag's variants.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"targetingKeys": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "set",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "targetingKeys limits the override to these targeting keys; empty means everyone.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"ttl": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ttl is how long the override lasts from creation: 10s to 7d, default 1h. It cannot be changed after creation.",
+							Ref:         ref(v1.Duration{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"flag", "variant"},
+			},
+		},
+		Dependencies: []string{
+			v1.Duration{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_FlagOverrideStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagOverrideStatus is the observed state of an override.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"expiresAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "expiresAt is creation time plus ttl, set by the server on create and immutable afterwards.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1.Time{}.OpenAPIModelName()},
 	}
 }
 

@@ -35,6 +35,11 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&FlagList{},
 		&Segment{},
 		&SegmentList{},
+		&FlagOverride{},
+		&FlagOverrideList{},
+		&EvaluationRequest{},
+		&EvaluationResult{},
+		&Evaluation{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

@@ -27,6 +27,7 @@ const (
 )
 
 // +genclient
+// +genclient:method=Evaluate,verb=create,subresource=evaluate,input=EvaluationRequest,result=EvaluationResult
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 
 // Flag is a feature flag. Its metadata.name is the flag key clients ask for;
@@ -236,4 +237,178 @@ type SegmentList struct {
 	metav1.ListMeta `json:"metadata,omitempty" protobuf:"bytes,1,opt,name=metadata"`
 
 	Items []Segment `json:"items" protobuf:"bytes,2,rep,name=items"`
+}
+
+// +genclient
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// FlagOverride temporarily forces a flag to a variant, for everyone or for
+// listed targeting keys. It expires: after status.expiresAt evaluation
+// ignores it, and the server deletes it soon after.
+type FlagOverride struct {
+	metav1.TypeMeta `json:",inline"`
+	// Standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty" protobuf:"bytes,1,opt,name=metadata"`
+
+	// spec says which flag is forced to which variant, for whom, for how long.
+	Spec FlagOverrideSpec `json:"spec" protobuf:"bytes,2,opt,name=spec"`
+
+	// status is written by the server.
+	// +optional
+	Status FlagOverrideStatus `json:"status,omitempty" protobuf:"bytes,3,opt,name=status"`
+}
+
+// FlagOverrideSpec is the desired override.
+type FlagOverrideSpec struct {
+	// flag is the name of a Flag in the same namespace.
+	// +required
+	Flag string `json:"flag" protobuf:"bytes,1,opt,name=flag"`
+
+	// variant names one of the flag's variants.
+	// +required
+	Variant VariantName `json:"variant" protobuf:"bytes,2,opt,name=variant,casttype=VariantName"`
+
+	// targetingKeys limits the override to these targeting keys; empty means everyone.
+	// +listType=set
+	// +optional
+	TargetingKeys []string `json:"targetingKeys,omitempty" protobuf:"bytes,3,rep,name=targetingKeys"`
+
+	// ttl is how long the override lasts from creation: 10s to 7d, default 1h.
+	// It cannot be changed after creation.
+	// +optional
+	TTL *metav1.Duration `json:"ttl,omitempty" protobuf:"bytes,4,opt,name=ttl"`
+}
+
+// FlagOverrideStatus is the observed state of an override.
+type FlagOverrideStatus struct {
+	// expiresAt is creation time plus ttl, set by the server on create and
+	// immutable afterwards.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty" protobuf:"bytes,1,opt,name=expiresAt"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// FlagOverrideList is a list of FlagOverrides.
+type FlagOverrideList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty" protobuf:"bytes,1,opt,name=metadata"`
+
+	Items []FlagOverride `json:"items" protobuf:"bytes,2,rep,name=items"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// EvaluationRequest is what a client POSTs to flags/evaluate. It has no
+// object metadata: it is never stored.
+type EvaluationRequest struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// context is the OpenFeature evaluation context, a JSON object; its
+	// member targetingKey, a string, is the targeting key. At most 16 KiB.
+	// +optional
+	Context JSON `json:"context,omitempty" protobuf:"bytes,1,opt,name=context"`
+
+	// type is the type the caller expects; a different flag type is a
+	// TYPE_MISMATCH error. Empty accepts any type.
+	// +optional
+	Type FlagType `json:"type,omitempty" protobuf:"bytes,2,opt,name=type,casttype=FlagType"`
+}
+
+// FlagEvaluation is the OpenFeature result of evaluating one flag.
+type FlagEvaluation struct {
+	// key is the flag key (the Flag's name).
+	Key string `json:"key" protobuf:"bytes,1,opt,name=key"`
+	// value is the resolved value; absent when the caller's code default applies.
+	// +optional
+	Value *JSON `json:"value,omitempty" protobuf:"bytes,2,opt,name=value"`
+	// variant is the name of the resolved variant.
+	// +optional
+	Variant string `json:"variant,omitempty" protobuf:"bytes,3,opt,name=variant"`
+	// reason is STATIC, TARGETING_MATCH, SPLIT, DEFAULT, DISABLED or ERROR.
+	Reason string `json:"reason" protobuf:"bytes,4,opt,name=reason"`
+	// errorCode is set with reason ERROR: FLAG_NOT_FOUND, TYPE_MISMATCH,
+	// PARSE_ERROR, TARGETING_KEY_MISSING, INVALID_CONTEXT or GENERAL.
+	// +optional
+	ErrorCode string `json:"errorCode,omitempty" protobuf:"bytes,5,opt,name=errorCode"`
+	// errorMessage explains errorCode.
+	// +optional
+	ErrorMessage string `json:"errorMessage,omitempty" protobuf:"bytes,6,opt,name=errorMessage"`
+	// metadata traces the answer to a flag revision.
+	// +optional
+	Metadata EvaluationMetadata `json:"metadata,omitempty" protobuf:"bytes,7,opt,name=metadata"`
+}
+
+// EvaluationMetadata traces an evaluation to the flag revision and the rule
+// or override that decided it.
+type EvaluationMetadata struct {
+	// resourceVersion of the Flag evaluated.
+	// +optional
+	ResourceVersion string `json:"resourceVersion,omitempty" protobuf:"bytes,1,opt,name=resourceVersion"`
+	// generation of the Flag evaluated.
+	// +optional
+	Generation int64 `json:"generation,omitempty" protobuf:"varint,2,opt,name=generation"`
+	// rule is the name of the rule that matched.
+	// +optional
+	Rule string `json:"rule,omitempty" protobuf:"bytes,3,opt,name=rule"`
+	// override is the name of the FlagOverride that decided.
+	// +optional
+	Override string `json:"override,omitempty" protobuf:"bytes,4,opt,name=override"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// EvaluationResult is the answer of flags/evaluate.
+type EvaluationResult struct {
+	metav1.TypeMeta `json:",inline"`
+
+	FlagEvaluation `json:",inline" protobuf:"bytes,1,opt,name=flagEvaluation"`
+}
+
+// +genclient
+// +genclient:onlyVerbs=create
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// Evaluation evaluates every flag of a namespace (or a selection) for one
+// context in one call. It is create-only and never stored, like
+// SelfSubjectAccessReview; creating one needs `create` on `evaluations` in
+// the namespace, a namespace-wide permission distinct from `flags/evaluate`.
+type Evaluation struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty" protobuf:"bytes,1,opt,name=metadata"`
+
+	// spec is the context and the flags to evaluate.
+	Spec EvaluationSpec `json:"spec" protobuf:"bytes,2,opt,name=spec"`
+
+	// status holds one result per flag evaluated, ordered by key.
+	// +optional
+	Status EvaluationStatus `json:"status,omitempty" protobuf:"bytes,3,opt,name=status"`
+}
+
+// EvaluationSpec selects what to evaluate, and for whom.
+type EvaluationSpec struct {
+	// context is the OpenFeature evaluation context, as in EvaluationRequest.
+	// +optional
+	Context JSON `json:"context,omitempty" protobuf:"bytes,1,opt,name=context"`
+
+	// flags lists flag keys to evaluate; a key with no flag answers FLAG_NOT_FOUND.
+	// +listType=set
+	// +optional
+	Flags []string `json:"flags,omitempty" protobuf:"bytes,2,rep,name=flags"`
+
+	// selector selects flags by label. With neither flags nor selector, every
+	// flag in the namespace is evaluated.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty" protobuf:"bytes,3,opt,name=selector"`
+}
+
+// EvaluationStatus holds the results of a bulk evaluation.
+type EvaluationStatus struct {
+	// results has one entry per flag, ordered by key.
+	// +listType=atomic
+	// +optional
+	Results []FlagEvaluation `json:"results,omitempty" protobuf:"bytes,1,rep,name=results"`
 }

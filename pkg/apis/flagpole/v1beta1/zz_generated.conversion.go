@@ -36,6 +36,66 @@ func init() {
 // RegisterConversions adds conversion functions to the given scheme.
 // Public to allow building arbitrary schemes.
 func RegisterConversions(s *runtime.Scheme) error {
+	if err := s.AddGeneratedConversionFunc((*Evaluation)(nil), (*flagpole.Evaluation)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_Evaluation_To_flagpole_Evaluation(a.(*Evaluation), b.(*flagpole.Evaluation), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.Evaluation)(nil), (*Evaluation)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_Evaluation_To_v1beta1_Evaluation(a.(*flagpole.Evaluation), b.(*Evaluation), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EvaluationMetadata)(nil), (*flagpole.EvaluationMetadata)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_EvaluationMetadata_To_flagpole_EvaluationMetadata(a.(*EvaluationMetadata), b.(*flagpole.EvaluationMetadata), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.EvaluationMetadata)(nil), (*EvaluationMetadata)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_EvaluationMetadata_To_v1beta1_EvaluationMetadata(a.(*flagpole.EvaluationMetadata), b.(*EvaluationMetadata), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EvaluationRequest)(nil), (*flagpole.EvaluationRequest)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_EvaluationRequest_To_flagpole_EvaluationRequest(a.(*EvaluationRequest), b.(*flagpole.EvaluationRequest), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.EvaluationRequest)(nil), (*EvaluationRequest)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_EvaluationRequest_To_v1beta1_EvaluationRequest(a.(*flagpole.EvaluationRequest), b.(*EvaluationRequest), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EvaluationResult)(nil), (*flagpole.EvaluationResult)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_EvaluationResult_To_flagpole_EvaluationResult(a.(*EvaluationResult), b.(*flagpole.EvaluationResult), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.EvaluationResult)(nil), (*EvaluationResult)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_EvaluationResult_To_v1beta1_EvaluationResult(a.(*flagpole.EvaluationResult), b.(*EvaluationResult), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EvaluationSpec)(nil), (*flagpole.EvaluationSpec)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_EvaluationSpec_To_flagpole_EvaluationSpec(a.(*EvaluationSpec), b.(*flagpole.EvaluationSpec), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.EvaluationSpec)(nil), (*EvaluationSpec)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_EvaluationSpec_To_v1beta1_EvaluationSpec(a.(*flagpole.EvaluationSpec), b.(*EvaluationSpec), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EvaluationStatus)(nil), (*flagpole.EvaluationStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_EvaluationStatus_To_flagpole_EvaluationStatus(a.(*EvaluationStatus), b.(*flagpole.EvaluationStatus), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.EvaluationStatus)(nil), (*EvaluationStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_EvaluationStatus_To_v1beta1_EvaluationStatus(a.(*flagpole.EvaluationStatus), b.(*EvaluationStatus), scope)
+	}); err != nil {
+		return err
+	}
 	if err := s.AddGeneratedConversionFunc((*Flag)(nil), (*flagpole.Flag)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1beta1_Flag_To_flagpole_Flag(a.(*Flag), b.(*flagpole.Flag), scope)
 	}); err != nil {
@@ -46,6 +106,16 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}); err != nil {
 		return err
 	}
+	if err := s.AddGeneratedConversionFunc((*FlagEvaluation)(nil), (*flagpole.FlagEvaluation)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagEvaluation_To_flagpole_FlagEvaluation(a.(*FlagEvaluation), b.(*flagpole.FlagEvaluation), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagEvaluation)(nil), (*FlagEvaluation)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagEvaluation_To_v1beta1_FlagEvaluation(a.(*flagpole.FlagEvaluation), b.(*FlagEvaluation), scope)
+	}); err != nil {
+		return err
+	}
 	if err := s.AddGeneratedConversionFunc((*FlagList)(nil), (*flagpole.FlagList)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1beta1_FlagList_To_flagpole_FlagList(a.(*FlagList), b.(*flagpole.FlagList), scope)
 	}); err != nil {
@@ -53,6 +123,46 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}
 	if err := s.AddGeneratedConversionFunc((*flagpole.FlagList)(nil), (*FlagList)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_flagpole_FlagList_To_v1beta1_FlagList(a.(*flagpole.FlagList), b.(*FlagList), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*FlagOverride)(nil), (*flagpole.FlagOverride)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagOverride_To_flagpole_FlagOverride(a.(*FlagOverride), b.(*flagpole.FlagOverride), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagOverride)(nil), (*FlagOverride)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagOverride_To_v1beta1_FlagOverride(a.(*flagpole.FlagOverride), b.(*FlagOverride), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*FlagOverrideList)(nil), (*flagpole.FlagOverrideList)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagOverrideList_To_flagpole_FlagOverrideList(a.(*FlagOverrideList), b.(*flagpole.FlagOverrideList), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagOverrideList)(nil), (*FlagOverrideList)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagOverrideList_To_v1beta1_FlagOverrideList(a.(*flagpole.FlagOverrideList), b.(*FlagOverrideList), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*FlagOverrideSpec)(nil), (*flagpole.FlagOverrideSpec)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagOverrideSpec_To_flagpole_FlagOverrideSpec(a.(*FlagOverrideSpec), b.(*flagpole.FlagOverrideSpec), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagOverrideSpec)(nil), (*FlagOverrideSpec)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagOverrideSpec_To_v1beta1_FlagOverrideSpec(a.(*flagpole.FlagOverrideSpec), b.(*FlagOverrideSpec), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*FlagOverrideStatus)(nil), (*flagpole.FlagOverrideStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagOverrideStatus_To_flagpole_FlagOverrideStatus(a.(*FlagOverrideStatus), b.(*flagpole.FlagOverrideStatus), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagOverrideStatus)(nil), (*FlagOverrideStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagOverrideStatus_To_v1beta1_FlagOverrideStatus(a.(*flagpole.FlagOverrideStatus), b.(*FlagOverrideStatus), scope)
 	}); err != nil {
 		return err
 	}
@@ -159,6 +269,148 @@ func RegisterConversions(s *runtime.Scheme) error {
 	return nil
 }
 
+func autoConvert_v1beta1_Evaluation_To_flagpole_Evaluation(in *Evaluation, out *flagpole.Evaluation, s conversion.Scope) error {
+	out.ObjectMeta = in.ObjectMeta
+	if err := Convert_v1beta1_EvaluationSpec_To_flagpole_EvaluationSpec(&in.Spec, &out.Spec, s); err != nil {
+		return err
+	}
+	if err := Convert_v1beta1_EvaluationStatus_To_flagpole_EvaluationStatus(&in.Status, &out.Status, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_v1beta1_Evaluation_To_flagpole_Evaluation is an autogenerated conversion function.
+func Convert_v1beta1_Evaluation_To_flagpole_Evaluation(in *Evaluation, out *flagpole.Evaluation, s conversion.Scope) error {
+	return autoConvert_v1beta1_Evaluation_To_flagpole_Evaluation(in, out, s)
+}
+
+func autoConvert_flagpole_Evaluation_To_v1beta1_Evaluation(in *flagpole.Evaluation, out *Evaluation, s conversion.Scope) error {
+	out.ObjectMeta = in.ObjectMeta
+	if err := Convert_flagpole_EvaluationSpec_To_v1beta1_EvaluationSpec(&in.Spec, &out.Spec, s); err != nil {
+		return err
+	}
+	if err := Convert_flagpole_EvaluationStatus_To_v1beta1_EvaluationStatus(&in.Status, &out.Status, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_flagpole_Evaluation_To_v1beta1_Evaluation is an autogenerated conversion function.
+func Convert_flagpole_Evaluation_To_v1beta1_Evaluation(in *flagpole.Evaluation, out *Evaluation, s conversion.Scope) error {
+	return autoConvert_flagpole_Evaluation_To_v1beta1_Evaluation(in, out, s)
+}
+
+func autoConvert_v1beta1_EvaluationMetadata_To_flagpole_EvaluationMetadata(in *EvaluationMetadata, out *flagpole.EvaluationMetadata, s conversion.Scope) error {
+	*out = *(*flagpole.EvaluationMetadata)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_EvaluationMetadata_To_flagpole_EvaluationMetadata is an autogenerated conversion function.
+func Convert_v1beta1_EvaluationMetadata_To_flagpole_EvaluationMetadata(in *EvaluationMetadata, out *flagpole.EvaluationMetadata, s conversion.Scope) error {
+	return autoConvert_v1beta1_EvaluationMetadata_To_flagpole_EvaluationMetadata(in, out, s)
+}
+
+func autoConvert_flagpole_EvaluationMetadata_To_v1beta1_EvaluationMetadata(in *flagpole.EvaluationMetadata, out *EvaluationMetadata, s conversion.Scope) error {
+	*out = *(*EvaluationMetadata)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_EvaluationMetadata_To_v1beta1_EvaluationMetadata is an autogenerated conversion function.
+func Convert_flagpole_EvaluationMetadata_To_v1beta1_EvaluationMetadata(in *flagpole.EvaluationMetadata, out *EvaluationMetadata, s conversion.Scope) error {
+	return autoConvert_flagpole_EvaluationMetadata_To_v1beta1_EvaluationMetadata(in, out, s)
+}
+
+func autoConvert_v1beta1_EvaluationRequest_To_flagpole_EvaluationRequest(in *EvaluationRequest, out *flagpole.EvaluationRequest, s conversion.Scope) error {
+	if err := Convert_v1beta1_JSON_To_flagpole_JSON(&in.Context, &out.Context, s); err != nil {
+		return err
+	}
+	out.Type = flagpole.FlagType(in.Type)
+	return nil
+}
+
+// Convert_v1beta1_EvaluationRequest_To_flagpole_EvaluationRequest is an autogenerated conversion function.
+func Convert_v1beta1_EvaluationRequest_To_flagpole_EvaluationRequest(in *EvaluationRequest, out *flagpole.EvaluationRequest, s conversion.Scope) error {
+	return autoConvert_v1beta1_EvaluationRequest_To_flagpole_EvaluationRequest(in, out, s)
+}
+
+func autoConvert_flagpole_EvaluationRequest_To_v1beta1_EvaluationRequest(in *flagpole.EvaluationRequest, out *EvaluationRequest, s conversion.Scope) error {
+	if err := Convert_flagpole_JSON_To_v1beta1_JSON(&in.Context, &out.Context, s); err != nil {
+		return err
+	}
+	out.Type = FlagType(in.Type)
+	return nil
+}
+
+// Convert_flagpole_EvaluationRequest_To_v1beta1_EvaluationRequest is an autogenerated conversion function.
+func Convert_flagpole_EvaluationRequest_To_v1beta1_EvaluationRequest(in *flagpole.EvaluationRequest, out *EvaluationRequest, s conversion.Scope) error {
+	return autoConvert_flagpole_EvaluationRequest_To_v1beta1_EvaluationRequest(in, out, s)
+}
+
+func autoConvert_v1beta1_EvaluationResult_To_flagpole_EvaluationResult(in *EvaluationResult, out *flagpole.EvaluationResult, s conversion.Scope) error {
+	if err := Convert_v1beta1_FlagEvaluation_To_flagpole_FlagEvaluation(&in.FlagEvaluation, &out.FlagEvaluation, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_v1beta1_EvaluationResult_To_flagpole_EvaluationResult is an autogenerated conversion function.
+func Convert_v1beta1_EvaluationResult_To_flagpole_EvaluationResult(in *EvaluationResult, out *flagpole.EvaluationResult, s conversion.Scope) error {
+	return autoConvert_v1beta1_EvaluationResult_To_flagpole_EvaluationResult(in, out, s)
+}
+
+func autoConvert_flagpole_EvaluationResult_To_v1beta1_EvaluationResult(in *flagpole.EvaluationResult, out *EvaluationResult, s conversion.Scope) error {
+	if err := Convert_flagpole_FlagEvaluation_To_v1beta1_FlagEvaluation(&in.FlagEvaluation, &out.FlagEvaluation, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_flagpole_EvaluationResult_To_v1beta1_EvaluationResult is an autogenerated conversion function.
+func Convert_flagpole_EvaluationResult_To_v1beta1_EvaluationResult(in *flagpole.EvaluationResult, out *EvaluationResult, s conversion.Scope) error {
+	return autoConvert_flagpole_EvaluationResult_To_v1beta1_EvaluationResult(in, out, s)
+}
+
+func autoConvert_v1beta1_EvaluationSpec_To_flagpole_EvaluationSpec(in *EvaluationSpec, out *flagpole.EvaluationSpec, s conversion.Scope) error {
+	*out = *(*flagpole.EvaluationSpec)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_EvaluationSpec_To_flagpole_EvaluationSpec is an autogenerated conversion function.
+func Convert_v1beta1_EvaluationSpec_To_flagpole_EvaluationSpec(in *EvaluationSpec, out *flagpole.EvaluationSpec, s conversion.Scope) error {
+	return autoConvert_v1beta1_EvaluationSpec_To_flagpole_EvaluationSpec(in, out, s)
+}
+
+func autoConvert_flagpole_EvaluationSpec_To_v1beta1_EvaluationSpec(in *flagpole.EvaluationSpec, out *EvaluationSpec, s conversion.Scope) error {
+	*out = *(*EvaluationSpec)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_EvaluationSpec_To_v1beta1_EvaluationSpec is an autogenerated conversion function.
+func Convert_flagpole_EvaluationSpec_To_v1beta1_EvaluationSpec(in *flagpole.EvaluationSpec, out *EvaluationSpec, s conversion.Scope) error {
+	return autoConvert_flagpole_EvaluationSpec_To_v1beta1_EvaluationSpec(in, out, s)
+}
+
+func autoConvert_v1beta1_EvaluationStatus_To_flagpole_EvaluationStatus(in *EvaluationStatus, out *flagpole.EvaluationStatus, s conversion.Scope) error {
+	*out = *(*flagpole.EvaluationStatus)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_EvaluationStatus_To_flagpole_EvaluationStatus is an autogenerated conversion function.
+func Convert_v1beta1_EvaluationStatus_To_flagpole_EvaluationStatus(in *EvaluationStatus, out *flagpole.EvaluationStatus, s conversion.Scope) error {
+	return autoConvert_v1beta1_EvaluationStatus_To_flagpole_EvaluationStatus(in, out, s)
+}
+
+func autoConvert_flagpole_EvaluationStatus_To_v1beta1_EvaluationStatus(in *flagpole.EvaluationStatus, out *EvaluationStatus, s conversion.Scope) error {
+	*out = *(*EvaluationStatus)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_EvaluationStatus_To_v1beta1_EvaluationStatus is an autogenerated conversion function.
+func Convert_flagpole_EvaluationStatus_To_v1beta1_EvaluationStatus(in *flagpole.EvaluationStatus, out *EvaluationStatus, s conversion.Scope) error {
+	return autoConvert_flagpole_EvaluationStatus_To_v1beta1_EvaluationStatus(in, out, s)
+}
+
 func autoConvert_v1beta1_Flag_To_flagpole_Flag(in *Flag, out *flagpole.Flag, s conversion.Scope) error {
 	out.ObjectMeta = in.ObjectMeta
 	if err := Convert_v1beta1_FlagSpec_To_flagpole_FlagSpec(&in.Spec, &out.Spec, s); err != nil {
@@ -191,6 +443,26 @@ func Convert_flagpole_Flag_To_v1beta1_Flag(in *flagpole.Flag, out *Flag, s conve
 	return autoConvert_flagpole_Flag_To_v1beta1_Flag(in, out, s)
 }
 
+func autoConvert_v1beta1_FlagEvaluation_To_flagpole_FlagEvaluation(in *FlagEvaluation, out *flagpole.FlagEvaluation, s conversion.Scope) error {
+	*out = *(*flagpole.FlagEvaluation)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_FlagEvaluation_To_flagpole_FlagEvaluation is an autogenerated conversion function.
+func Convert_v1beta1_FlagEvaluation_To_flagpole_FlagEvaluation(in *FlagEvaluation, out *flagpole.FlagEvaluation, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagEvaluation_To_flagpole_FlagEvaluation(in, out, s)
+}
+
+func autoConvert_flagpole_FlagEvaluation_To_v1beta1_FlagEvaluation(in *flagpole.FlagEvaluation, out *FlagEvaluation, s conversion.Scope) error {
+	*out = *(*FlagEvaluation)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_FlagEvaluation_To_v1beta1_FlagEvaluation is an autogenerated conversion function.
+func Convert_flagpole_FlagEvaluation_To_v1beta1_FlagEvaluation(in *flagpole.FlagEvaluation, out *FlagEvaluation, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagEvaluation_To_v1beta1_FlagEvaluation(in, out, s)
+}
+
 func autoConvert_v1beta1_FlagList_To_flagpole_FlagList(in *FlagList, out *flagpole.FlagList, s conversion.Scope) error {
 	out.ListMeta = in.ListMeta
 	out.Items = *(*[]flagpole.Flag)(unsafe.Pointer(&in.Items))
@@ -211,6 +483,100 @@ func autoConvert_flagpole_FlagList_To_v1beta1_FlagList(in *flagpole.FlagList, ou
 // Convert_flagpole_FlagList_To_v1beta1_FlagList is an autogenerated conversion function.
 func Convert_flagpole_FlagList_To_v1beta1_FlagList(in *flagpole.FlagList, out *FlagList, s conversion.Scope) error {
 	return autoConvert_flagpole_FlagList_To_v1beta1_FlagList(in, out, s)
+}
+
+func autoConvert_v1beta1_FlagOverride_To_flagpole_FlagOverride(in *FlagOverride, out *flagpole.FlagOverride, s conversion.Scope) error {
+	out.ObjectMeta = in.ObjectMeta
+	if err := Convert_v1beta1_FlagOverrideSpec_To_flagpole_FlagOverrideSpec(&in.Spec, &out.Spec, s); err != nil {
+		return err
+	}
+	if err := Convert_v1beta1_FlagOverrideStatus_To_flagpole_FlagOverrideStatus(&in.Status, &out.Status, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_v1beta1_FlagOverride_To_flagpole_FlagOverride is an autogenerated conversion function.
+func Convert_v1beta1_FlagOverride_To_flagpole_FlagOverride(in *FlagOverride, out *flagpole.FlagOverride, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagOverride_To_flagpole_FlagOverride(in, out, s)
+}
+
+func autoConvert_flagpole_FlagOverride_To_v1beta1_FlagOverride(in *flagpole.FlagOverride, out *FlagOverride, s conversion.Scope) error {
+	out.ObjectMeta = in.ObjectMeta
+	if err := Convert_flagpole_FlagOverrideSpec_To_v1beta1_FlagOverrideSpec(&in.Spec, &out.Spec, s); err != nil {
+		return err
+	}
+	if err := Convert_flagpole_FlagOverrideStatus_To_v1beta1_FlagOverrideStatus(&in.Status, &out.Status, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_flagpole_FlagOverride_To_v1beta1_FlagOverride is an autogenerated conversion function.
+func Convert_flagpole_FlagOverride_To_v1beta1_FlagOverride(in *flagpole.FlagOverride, out *FlagOverride, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagOverride_To_v1beta1_FlagOverride(in, out, s)
+}
+
+func autoConvert_v1beta1_FlagOverrideList_To_flagpole_FlagOverrideList(in *FlagOverrideList, out *flagpole.FlagOverrideList, s conversion.Scope) error {
+	out.ListMeta = in.ListMeta
+	out.Items = *(*[]flagpole.FlagOverride)(unsafe.Pointer(&in.Items))
+	return nil
+}
+
+// Convert_v1beta1_FlagOverrideList_To_flagpole_FlagOverrideList is an autogenerated conversion function.
+func Convert_v1beta1_FlagOverrideList_To_flagpole_FlagOverrideList(in *FlagOverrideList, out *flagpole.FlagOverrideList, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagOverrideList_To_flagpole_FlagOverrideList(in, out, s)
+}
+
+func autoConvert_flagpole_FlagOverrideList_To_v1beta1_FlagOverrideList(in *flagpole.FlagOverrideList, out *FlagOverrideList, s conversion.Scope) error {
+	out.ListMeta = in.ListMeta
+	out.Items = *(*[]FlagOverride)(unsafe.Pointer(&in.Items))
+	return nil
+}
+
+// Convert_flagpole_FlagOverrideList_To_v1beta1_FlagOverrideList is an autogenerated conversion function.
+func Convert_flagpole_FlagOverrideList_To_v1beta1_FlagOverrideList(in *flagpole.FlagOverrideList, out *FlagOverrideList, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagOverrideList_To_v1beta1_FlagOverrideList(in, out, s)
+}
+
+func autoConvert_v1beta1_FlagOverrideSpec_To_flagpole_FlagOverrideSpec(in *FlagOverrideSpec, out *flagpole.FlagOverrideSpec, s conversion.Scope) error {
+	*out = *(*flagpole.FlagOverrideSpec)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_FlagOverrideSpec_To_flagpole_FlagOverrideSpec is an autogenerated conversion function.
+func Convert_v1beta1_FlagOverrideSpec_To_flagpole_FlagOverrideSpec(in *FlagOverrideSpec, out *flagpole.FlagOverrideSpec, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagOverrideSpec_To_flagpole_FlagOverrideSpec(in, out, s)
+}
+
+func autoConvert_flagpole_FlagOverrideSpec_To_v1beta1_FlagOverrideSpec(in *flagpole.FlagOverrideSpec, out *FlagOverrideSpec, s conversion.Scope) error {
+	*out = *(*FlagOverrideSpec)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_FlagOverrideSpec_To_v1beta1_FlagOverrideSpec is an autogenerated conversion function.
+func Convert_flagpole_FlagOverrideSpec_To_v1beta1_FlagOverrideSpec(in *flagpole.FlagOverrideSpec, out *FlagOverrideSpec, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagOverrideSpec_To_v1beta1_FlagOverrideSpec(in, out, s)
+}
+
+func autoConvert_v1beta1_FlagOverrideStatus_To_flagpole_FlagOverrideStatus(in *FlagOverrideStatus, out *flagpole.FlagOverrideStatus, s conversion.Scope) error {
+	*out = *(*flagpole.FlagOverrideStatus)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_FlagOverrideStatus_To_flagpole_FlagOverrideStatus is an autogenerated conversion function.
+func Convert_v1beta1_FlagOverrideStatus_To_flagpole_FlagOverrideStatus(in *FlagOverrideStatus, out *flagpole.FlagOverrideStatus, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagOverrideStatus_To_flagpole_FlagOverrideStatus(in, out, s)
+}
+
+func autoConvert_flagpole_FlagOverrideStatus_To_v1beta1_FlagOverrideStatus(in *flagpole.FlagOverrideStatus, out *FlagOverrideStatus, s conversion.Scope) error {
+	*out = *(*FlagOverrideStatus)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_FlagOverrideStatus_To_v1beta1_FlagOverrideStatus is an autogenerated conversion function.
+func Convert_flagpole_FlagOverrideStatus_To_v1beta1_FlagOverrideStatus(in *flagpole.FlagOverrideStatus, out *FlagOverrideStatus, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagOverrideStatus_To_v1beta1_FlagOverrideStatus(in, out, s)
 }
 
 func autoConvert_v1beta1_FlagSpec_To_flagpole_FlagSpec(in *FlagSpec, out *flagpole.FlagSpec, s conversion.Scope) error {

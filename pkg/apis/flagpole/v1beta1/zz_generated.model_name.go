@@ -22,13 +22,68 @@ limitations under the License.
 package v1beta1
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in Evaluation) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.Evaluation"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EvaluationMetadata) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.EvaluationMetadata"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EvaluationRequest) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.EvaluationRequest"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EvaluationResult) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.EvaluationResult"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EvaluationSpec) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.EvaluationSpec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EvaluationStatus) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.EvaluationStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in Flag) OpenAPIModelName() string {
 	return "dev.flagpole.v1beta1.Flag"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagEvaluation) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagEvaluation"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in FlagList) OpenAPIModelName() string {
 	return "dev.flagpole.v1beta1.FlagList"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagOverride) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagOverride"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagOverrideList) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagOverrideList"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagOverrideSpec) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagOverrideSpec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagOverrideStatus) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagOverrideStatus"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.

@@ -49,6 +49,16 @@ var schemaYAML = typed.YAMLObject(`types:
     elementType:
       namedType: __untyped_deduced_
     elementRelationship: separable
+- name: com.github.flagpole-dev.flagpole.pkg.apis.flagpole.v1beta1.FlagOverride
+  scalar: untyped
+  list:
+    elementType:
+      namedType: __untyped_atomic_
+    elementRelationship: atomic
+  map:
+    elementType:
+      namedType: __untyped_deduced_
+    elementRelationship: separable
 - name: com.github.flagpole-dev.flagpole.pkg.apis.flagpole.v1beta1.Segment
   scalar: untyped
   list:

@@ -88,6 +88,12 @@ func ExtractFlag(flag *flagpolev1beta1.Flag, fieldManager string) (*FlagApplyCon
 	return ExtractFlagFrom(flag, fieldManager, "")
 }
 
+// ExtractFlagEvaluate extracts the applied configuration owned by fieldManager from
+// flag for the evaluate subresource.
+func ExtractFlagEvaluate(flag *flagpolev1beta1.Flag, fieldManager string) (*FlagApplyConfiguration, error) {
+	return ExtractFlagFrom(flag, fieldManager, "evaluate")
+}
+
 // ExtractFlagStatus extracts the applied configuration owned by fieldManager from
 // flag for the status subresource.
 func ExtractFlagStatus(flag *flagpolev1beta1.Flag, fieldManager string) (*FlagApplyConfiguration, error) {

@@ -26,6 +26,14 @@ type FlagListerExpansion interface{}
 // FlagNamespaceLister.
 type FlagNamespaceListerExpansion interface{}
 
+// FlagOverrideListerExpansion allows custom methods to be added to
+// FlagOverrideLister.
+type FlagOverrideListerExpansion interface{}
+
+// FlagOverrideNamespaceListerExpansion allows custom methods to be added to
+// FlagOverrideNamespaceLister.
+type FlagOverrideNamespaceListerExpansion interface{}
+
 // SegmentListerExpansion allows custom methods to be added to
 // SegmentLister.
 type SegmentListerExpansion interface{}

@@ -26,6 +26,8 @@ import (
 type Interface interface {
 	// Flags returns a FlagInformer.
 	Flags() TypedFlagInformer
+	// FlagOverrides returns a FlagOverrideInformer.
+	FlagOverrides() TypedFlagOverrideInformer
 	// Segments returns a SegmentInformer.
 	Segments() TypedSegmentInformer
 }
@@ -44,6 +46,11 @@ func New(f internalinterfaces.SharedInformerFactory, namespace string, tweakList
 // Flags returns a TypedFlagInformer.
 func (v *version) Flags() TypedFlagInformer {
 	return &flagInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
+}
+
+// FlagOverrides returns a TypedFlagOverrideInformer.
+func (v *version) FlagOverrides() TypedFlagOverrideInformer {
+	return &flagOverrideInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }
 
 // Segments returns a TypedSegmentInformer.

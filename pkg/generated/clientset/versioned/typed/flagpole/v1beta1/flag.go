@@ -51,6 +51,8 @@ type FlagInterface interface {
 	Apply(ctx context.Context, flag *applyconfigurationflagpolev1beta1.FlagApplyConfiguration, opts v1.ApplyOptions) (result *flagpolev1beta1.Flag, err error)
 	// Add a +genclient:noStatus comment above the type to avoid generating ApplyStatus().
 	ApplyStatus(ctx context.Context, flag *applyconfigurationflagpolev1beta1.FlagApplyConfiguration, opts v1.ApplyOptions) (result *flagpolev1beta1.Flag, err error)
+	Evaluate(ctx context.Context, flagName string, evaluationRequest *flagpolev1beta1.EvaluationRequest, opts v1.CreateOptions) (*flagpolev1beta1.EvaluationResult, error)
+
 	FlagExpansion
 }
 
@@ -71,4 +73,19 @@ func newFlags(c *FlagpoleV1beta1Client, namespace string) *flags {
 			func() *flagpolev1beta1.FlagList { return &flagpolev1beta1.FlagList{} },
 		),
 	}
+}
+
+// Evaluate takes the representation of a evaluationRequest and creates it.  Returns the server's representation of the evaluationResult, and an error, if there is any.
+func (c *flags) Evaluate(ctx context.Context, flagName string, evaluationRequest *flagpolev1beta1.EvaluationRequest, opts v1.CreateOptions) (result *flagpolev1beta1.EvaluationResult, err error) {
+	result = &flagpolev1beta1.EvaluationResult{}
+	err = c.GetClient().Post().
+		Namespace(c.GetNamespace()).
+		Resource("flags").
+		Name(flagName).
+		SubResource("evaluate").
+		VersionedParams(&opts, scheme.ParameterCodec).
+		Body(evaluationRequest).
+		Do(ctx).
+		Into(result)
+	return
 }

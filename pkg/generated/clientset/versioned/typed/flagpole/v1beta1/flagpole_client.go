@@ -28,7 +28,9 @@ import (
 
 type FlagpoleV1beta1Interface interface {
 	RESTClient() rest.Interface
+	EvaluationsGetter
 	FlagsGetter
+	FlagOverridesGetter
 	SegmentsGetter
 }
 
@@ -37,8 +39,16 @@ type FlagpoleV1beta1Client struct {
 	restClient rest.Interface
 }
 
+func (c *FlagpoleV1beta1Client) Evaluations(namespace string) EvaluationInterface {
+	return newEvaluations(c, namespace)
+}
+
 func (c *FlagpoleV1beta1Client) Flags(namespace string) FlagInterface {
 	return newFlags(c, namespace)
+}
+
+func (c *FlagpoleV1beta1Client) FlagOverrides(namespace string) FlagOverrideInterface {
+	return newFlagOverrides(c, namespace)
 }
 
 func (c *FlagpoleV1beta1Client) Segments(namespace string) SegmentInterface {

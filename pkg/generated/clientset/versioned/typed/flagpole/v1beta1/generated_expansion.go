@@ -18,6 +18,10 @@ limitations under the License.
 
 package v1beta1
 
+type EvaluationExpansion interface{}
+
 type FlagExpansion interface{}
+
+type FlagOverrideExpansion interface{}
 
 type SegmentExpansion interface{}

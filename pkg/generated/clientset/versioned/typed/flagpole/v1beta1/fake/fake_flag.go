@@ -19,10 +19,14 @@ limitations under the License.
 package fake
 
 import (
+	context "context"
+
 	v1beta1 "github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	flagpolev1beta1 "github.com/flagpole-dev/flagpole/pkg/generated/applyconfiguration/flagpole/v1beta1"
 	typedflagpolev1beta1 "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned/typed/flagpole/v1beta1"
+	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gentype "k8s.io/client-go/gentype"
+	testing "k8s.io/client-go/testing"
 )
 
 // fakeFlags implements FlagInterface
@@ -46,4 +50,16 @@ func newFakeFlags(fake *FakeFlagpoleV1beta1, namespace string) typedflagpolev1be
 		),
 		fake,
 	}
+}
+
+// Evaluate takes the representation of a evaluationRequest and creates it.  Returns the server's representation of the evaluationResult, and an error, if there is any.
+func (c *fakeFlags) Evaluate(ctx context.Context, flagName string, evaluationRequest *v1beta1.EvaluationRequest, opts v1.CreateOptions) (result *v1beta1.EvaluationResult, err error) {
+	emptyResult := &v1beta1.EvaluationResult{}
+	obj, err := c.Fake.
+		Invokes(testing.NewCreateSubresourceActionWithOptions(c.Resource(), flagName, "evaluate", c.Namespace(), evaluationRequest, opts), emptyResult)
+
+	if obj == nil {
+		return emptyResult, err
+	}
+	return obj.(*v1beta1.EvaluationResult), err
 }

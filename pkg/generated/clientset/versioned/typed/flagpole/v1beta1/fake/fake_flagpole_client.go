@@ -28,8 +28,16 @@ type FakeFlagpoleV1beta1 struct {
 	*testing.Fake
 }
 
+func (c *FakeFlagpoleV1beta1) Evaluations(namespace string) v1beta1.EvaluationInterface {
+	return newFakeEvaluations(c, namespace)
+}
+
 func (c *FakeFlagpoleV1beta1) Flags(namespace string) v1beta1.FlagInterface {
 	return newFakeFlags(c, namespace)
+}
+
+func (c *FakeFlagpoleV1beta1) FlagOverrides(namespace string) v1beta1.FlagOverrideInterface {
+	return newFakeFlagOverrides(c, namespace)
 }
 
 func (c *FakeFlagpoleV1beta1) Segments(namespace string) v1beta1.SegmentInterface {

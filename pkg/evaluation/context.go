@@ -1,0 +1,85 @@
+package evaluation
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+)
+
+// Context is a parsed OpenFeature evaluation context.
+type Context struct {
+	// Attributes is the context object; numbers are int64 when integral,
+	// float64 otherwise, so that CEL compares them as a user expects.
+	Attributes map[string]any
+	// TargetingKey is the context's targetingKey member, if it has one.
+	TargetingKey    string
+	HasTargetingKey bool
+}
+
+// ErrInvalidContext marks a context the engine cannot use.
+var ErrInvalidContext = errors.New("invalid evaluation context")
+
+// ParseContext parses a JSON object into a Context, enforcing the caps the
+// cost estimator relies on. Empty input is an empty context.
+func ParseContext(raw []byte) (*Context, error) {
+	raw = bytes.TrimSpace(raw)
+	c := &Context{Attributes: map[string]any{}}
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return c, nil
+	}
+	if len(raw) > MaxContextBytes {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidContext, len(raw), MaxContextBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidContext, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalidContext)
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: must be a JSON object", ErrInvalidContext)
+	}
+	c.Attributes = normalize(obj).(map[string]any)
+	if tk, present := c.Attributes["targetingKey"]; present {
+		s, ok := tk.(string)
+		if !ok {
+			return nil, fmt.Errorf("%w: targetingKey must be a string", ErrInvalidContext)
+		}
+		if len(s) > MaxTargetingKeyLength {
+			return nil, fmt.Errorf("%w: targetingKey is %d bytes, at most %d", ErrInvalidContext, len(s), MaxTargetingKeyLength)
+		}
+		c.TargetingKey, c.HasTargetingKey = s, s != ""
+	}
+	return c, nil
+}
+
+func normalize(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			t[k] = normalize(e)
+		}
+		return t
+	case []any:
+		for i, e := range t {
+			t[i] = normalize(e)
+		}
+		return t
+	case json.Number:
+		if i, err := t.Int64(); err == nil {
+			return i
+		}
+		if f, err := t.Float64(); err == nil && !math.IsInf(f, 0) {
+			return f
+		}
+		return t.String()
+	}
+	return v
+}

@@ -1,0 +1,371 @@
+// Package evaluation is Flagpole's flag engine: it compiles a Flag, the
+// Segments it names and its live FlagOverrides, and evaluates an OpenFeature
+// context into a result. It imports the API types and nothing of the server,
+// so a client can embed it and get the server's answers.
+package evaluation
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/cel-go/common/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+)
+
+// OpenFeature resolution reasons.
+const (
+	ReasonStatic         = "STATIC"
+	ReasonTargetingMatch = "TARGETING_MATCH"
+	ReasonSplit          = "SPLIT"
+	ReasonDefault        = "DEFAULT"
+	ReasonDisabled       = "DISABLED"
+	ReasonError          = "ERROR"
+)
+
+// OpenFeature error codes.
+const (
+	ErrorFlagNotFound        = "FLAG_NOT_FOUND"
+	ErrorTypeMismatch        = "TYPE_MISMATCH"
+	ErrorParse               = "PARSE_ERROR"
+	ErrorTargetingKeyMissing = "TARGETING_KEY_MISSING"
+	ErrorInvalidContext      = "INVALID_CONTEXT"
+	ErrorGeneral             = "GENERAL"
+)
+
+// SegmentLookup finds a Segment by name in the flag's namespace; nil when
+// there is none (yet).
+type SegmentLookup func(name string) *v1beta1.Segment
+
+// Compiled is a flag compiled together with the Segments it names.
+type Compiled struct {
+	key            string
+	flagType       v1beta1.FlagType
+	disabled       bool
+	variants       map[string]*v1beta1.JSON
+	defaultVariant string
+	hasRules       bool
+	rules          []rule
+
+	// What it was compiled from, to tell when it is stale.
+	generation int64
+	segments   map[string]segmentKey
+}
+
+type segmentKey struct {
+	uid        string
+	generation int64
+}
+
+type rule struct {
+	name     string
+	segments []*segment // nil entry: the segment does not exist, the rule cannot match
+	when     *Program
+	whenErr  error
+	variant  string
+	rollout  *rollout
+}
+
+type rollout struct {
+	bucketBy    *Program
+	bucketByErr error
+	dist        []v1beta1.WeightedVariant
+}
+
+type segment struct {
+	include, exclude sets.Set[string]
+	when             *Program
+	whenErr          error
+}
+
+// CompileFlag compiles flag and the Segments its rules name. Expressions are
+// compiled as stored expressions: they were checked strictly when written.
+// A compile error is kept and reported (PARSE_ERROR) by the evaluations that
+// reach it, so one broken rule does not hide the rules before it.
+func CompileFlag(flag *v1beta1.Flag, segments SegmentLookup) *Compiled {
+	c := &Compiled{
+		key:            flag.Name,
+		flagType:       flag.Spec.Type,
+		disabled:       flag.Spec.State == v1beta1.FlagStateDisabled,
+		variants:       make(map[string]*v1beta1.JSON, len(flag.Spec.Variants)),
+		defaultVariant: string(flag.Spec.DefaultVariant),
+		hasRules:       len(flag.Spec.Rules) > 0,
+		generation:     flag.Generation,
+		segments:       map[string]segmentKey{},
+	}
+	for i := range flag.Spec.Variants {
+		v := &flag.Spec.Variants[i]
+		c.variants[string(v.Name)] = &v.Value
+	}
+	compiledSegments := map[string]*segment{}
+	for _, r := range flag.Spec.Rules {
+		cr := rule{name: r.Name, variant: string(r.Variant)}
+		for _, name := range r.Segments {
+			seg, seen := compiledSegments[name]
+			if !seen {
+				if s := segments(name); s != nil {
+					seg = compileSegment(s)
+					c.segments[name] = segmentKey{string(s.UID), s.Generation}
+				} else {
+					c.segments[name] = segmentKey{}
+				}
+				compiledSegments[name] = seg
+			}
+			cr.segments = append(cr.segments, seg)
+		}
+		if r.When != "" {
+			cr.when, cr.whenErr = CompileExpression(r.When, Predicate, true)
+		}
+		if r.Rollout != nil {
+			ro := &rollout{dist: r.Rollout.Distribution}
+			if r.Rollout.BucketBy != "" {
+				ro.bucketBy, ro.bucketByErr = CompileExpression(r.Rollout.BucketBy, BucketKey, true)
+			}
+			cr.rollout = ro
+		}
+		c.rules = append(c.rules, cr)
+	}
+	return c
+}
+
+func compileSegment(s *v1beta1.Segment) *segment {
+	seg := &segment{include: sets.New(s.Spec.Include...), exclude: sets.New(s.Spec.Exclude...)}
+	if s.Spec.When != "" {
+		seg.when, seg.whenErr = CompileExpression(s.Spec.When, Predicate, true)
+	}
+	return seg
+}
+
+// upToDate reports whether c still describes flag and the segments it names.
+func (c *Compiled) upToDate(flag *v1beta1.Flag, segments SegmentLookup) bool {
+	if c.generation != flag.Generation {
+		return false
+	}
+	for name, key := range c.segments {
+		s := segments(name)
+		if s == nil {
+			if key != (segmentKey{}) {
+				return false
+			}
+			continue
+		}
+		if key != (segmentKey{string(s.UID), s.Generation}) {
+			return false
+		}
+	}
+	return true
+}
+
+// Request is one evaluation.
+type Request struct {
+	Context *Context
+	// ExpectedType, when set, must equal the flag's type.
+	ExpectedType v1beta1.FlagType
+	// Now is the evaluation time: overrides past it are ignored, and CEL sees it as `now`.
+	Now time.Time
+}
+
+// Evaluate resolves flag for req. revision is the flag object the answer is
+// traced to (metadata.resourceVersion and generation); overrides may include
+// expired ones and ones for other flags, which are ignored.
+func (c *Compiled) Evaluate(revision *v1beta1.Flag, overrides []*v1beta1.FlagOverride, req Request) v1beta1.FlagEvaluation {
+	res := v1beta1.FlagEvaluation{
+		Key:      c.key,
+		Metadata: v1beta1.EvaluationMetadata{ResourceVersion: revision.ResourceVersion, Generation: revision.Generation},
+	}
+	if req.ExpectedType != "" && req.ExpectedType != c.flagType {
+		return fail(res, ErrorTypeMismatch, fmt.Sprintf("flag %q is of type %s, not %s", c.key, c.flagType, req.ExpectedType))
+	}
+	if c.disabled {
+		// The kill switch serves the flag's default, if it has one.
+		res.Reason = ReasonDisabled
+		c.serve(&res, c.defaultVariant)
+		return res
+	}
+	ctx := req.Context
+	if ctx == nil {
+		ctx = &Context{Attributes: map[string]any{}}
+	}
+	if o := liveOverride(c.key, overrides, ctx, req.Now); o != nil {
+		res.Reason = ReasonTargetingMatch
+		res.Metadata.Override = o.Name
+		c.serve(&res, string(o.Spec.Variant))
+		return res
+	}
+
+	act := &activation{
+		context:      types.DefaultTypeAdapter.NativeToValue(ctx.Attributes),
+		targetingKey: ctx.TargetingKey,
+		flagKey:      c.key,
+		now:          types.Timestamp{Time: req.Now},
+	}
+	for i := range c.rules {
+		r := &c.rules[i]
+		matched, code, err := r.matches(act, ctx)
+		if err != nil {
+			res.Metadata.Rule = r.name
+			return fail(res, code, err.Error())
+		}
+		if !matched {
+			continue
+		}
+		res.Metadata.Rule = r.name
+		if r.rollout == nil {
+			res.Reason = ReasonTargetingMatch
+			c.serve(&res, r.variant)
+			return res
+		}
+		variant, code, err := r.rollout.pick(act, ctx)
+		if err != nil {
+			return fail(res, code, err.Error())
+		}
+		res.Reason = ReasonSplit
+		c.serve(&res, variant)
+		return res
+	}
+
+	res.Reason = ReasonDefault
+	if !c.hasRules && c.defaultVariant != "" {
+		res.Reason = ReasonStatic
+	}
+	c.serve(&res, c.defaultVariant)
+	return res
+}
+
+// serve fills in variant and value; an empty variant leaves both unset, so
+// the caller's code default applies.
+func (c *Compiled) serve(res *v1beta1.FlagEvaluation, variant string) {
+	if variant == "" {
+		return
+	}
+	res.Variant = variant
+	res.Value = c.variants[variant]
+}
+
+func fail(res v1beta1.FlagEvaluation, code, msg string) v1beta1.FlagEvaluation {
+	res.Reason, res.ErrorCode, res.ErrorMessage = ReasonError, code, msg
+	res.Value, res.Variant = nil, ""
+	return res
+}
+
+func (r *rule) matches(act *activation, ctx *Context) (bool, string, error) {
+	for _, s := range r.segments {
+		if s == nil {
+			// A segment that does not exist (yet) matches no one.
+			return false, "", nil
+		}
+		in, code, err := s.contains(act, ctx)
+		if err != nil || !in {
+			return false, code, err
+		}
+	}
+	if r.whenErr != nil {
+		return false, ErrorParse, fmt.Errorf("rule %q: %v", r.name, r.whenErr)
+	}
+	if r.when == nil {
+		return true, "", nil
+	}
+	v, err := r.when.eval(act)
+	if err != nil {
+		return false, ErrorGeneral, fmt.Errorf("rule %q: %v", r.name, err)
+	}
+	return v.(bool), "", nil
+}
+
+func (s *segment) contains(act *activation, ctx *Context) (bool, string, error) {
+	if ctx.HasTargetingKey {
+		if s.include.Has(ctx.TargetingKey) {
+			return true, "", nil
+		}
+		if s.exclude.Has(ctx.TargetingKey) {
+			return false, "", nil
+		}
+	}
+	if s.whenErr != nil {
+		return false, ErrorParse, fmt.Errorf("segment: %v", s.whenErr)
+	}
+	if s.when == nil {
+		return false, "", nil
+	}
+	v, err := s.when.eval(act)
+	if err != nil {
+		return false, ErrorGeneral, fmt.Errorf("segment: %v", err)
+	}
+	return v.(bool), "", nil
+}
+
+func (ro *rollout) pick(act *activation, ctx *Context) (string, string, error) {
+	var key string
+	switch {
+	case ro.bucketByErr != nil:
+		return "", ErrorParse, fmt.Errorf("bucketBy: %v", ro.bucketByErr)
+	case ro.bucketBy != nil:
+		v, err := ro.bucketBy.eval(act)
+		if err != nil {
+			return "", ErrorGeneral, fmt.Errorf("bucketBy: %v", err)
+		}
+		key = v.(string)
+	case !ctx.HasTargetingKey:
+		return "", ErrorTargetingKeyMissing, fmt.Errorf("a percentage rollout needs a targetingKey in the context (or a bucketBy expression)")
+	default:
+		key = act.flagKey + ctx.TargetingKey
+	}
+	i := Bucket(key, ro.dist)
+	if i < 0 {
+		return "", ErrorGeneral, fmt.Errorf("rollout weights add up to zero")
+	}
+	return string(ro.dist[i].Variant), "", nil
+}
+
+// liveOverride picks the override that decides, if any: unexpired, for this
+// flag, targeting this key before applying to everyone, newest first.
+func liveOverride(flagKey string, overrides []*v1beta1.FlagOverride, ctx *Context, now time.Time) *v1beta1.FlagOverride {
+	var candidates []*v1beta1.FlagOverride
+	for _, o := range overrides {
+		if o.Spec.Flag != flagKey || o.DeletionTimestamp != nil {
+			continue
+		}
+		if o.Status.ExpiresAt == nil || !now.Before(o.Status.ExpiresAt.Time) {
+			continue
+		}
+		if len(o.Spec.TargetingKeys) > 0 && !(ctx.HasTargetingKey && containsString(o.Spec.TargetingKeys, ctx.TargetingKey)) {
+			continue
+		}
+		candidates = append(candidates, o)
+	}
+	if len(candidates) == 0 {
+		return nil
+	}
+	sort.SliceStable(candidates, func(i, j int) bool {
+		a, b := candidates[i], candidates[j]
+		if (len(a.Spec.TargetingKeys) > 0) != (len(b.Spec.TargetingKeys) > 0) {
+			return len(a.Spec.TargetingKeys) > 0
+		}
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return b.CreationTimestamp.Before(&a.CreationTimestamp)
+		}
+		return a.Name < b.Name
+	})
+	return candidates[0]
+}
+
+func containsString(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// NotFound is the result for a key with no flag.
+func NotFound(key string) v1beta1.FlagEvaluation {
+	return fail(v1beta1.FlagEvaluation{Key: key}, ErrorFlagNotFound, fmt.Sprintf("flag %q not found", key))
+}
+
+// InvalidContext is the result for a context ParseContext rejected.
+func InvalidContext(key string, err error) v1beta1.FlagEvaluation {
+	return fail(v1beta1.FlagEvaluation{Key: key}, ErrorInvalidContext, err.Error())
+}
