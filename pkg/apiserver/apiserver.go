@@ -3,18 +3,29 @@
 package apiserver
 
 import (
+	"net/http"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/utils/clock"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
+	"github.com/flagpole-dev/flagpole/pkg/controllers/flagstatus"
+	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
+	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
+	evaluationregistry "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/evaluation"
 	flagstorage "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/flag"
+	flagoverridestorage "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/flagoverride"
 	segmentstorage "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/segment"
 )
 
@@ -45,6 +56,10 @@ func init() {
 type ExtraConfig struct {
 	// Validation is passed to every strategy.
 	Validation validation.Options
+	// Informers watch Flagpole's own objects through the loopback client; the
+	// evaluator, the status controller and admission read from them. The
+	// server starts them once it serves.
+	Informers informers.SharedInformerFactory
 }
 
 // Config is the whole configuration of a Flagpole server.
@@ -70,7 +85,24 @@ type Server struct {
 
 // Complete fills in what the generic server derives from the rest.
 func (cfg *Config) Complete() CompletedConfig {
+	if cfg.ExtraConfig.Validation.CompileExpression == nil {
+		cfg.ExtraConfig.Validation.CompileExpression = CompileExpression
+	}
 	return CompletedConfig{&completedConfig{cfg.GenericConfig.Complete(), &cfg.ExtraConfig}}
+}
+
+// CompileExpression is the validation hook that compiles and cost-checks
+// every CEL expression on write with the flag engine's own compiler, so that
+// what the server accepts the engine can run.
+func CompileExpression(fldPath *field.Path, expr string, kind validation.ExpressionKind, stored bool) field.ErrorList {
+	k := evaluation.Predicate
+	if kind == validation.ExpressionBucketBy {
+		k = evaluation.BucketKey
+	}
+	if _, err := evaluation.CompileExpression(expr, k, stored); err != nil {
+		return field.ErrorList{field.Invalid(fldPath, expr, err.Error())}
+	}
+	return nil
 }
 
 // New builds the server and installs the flagpole.dev API group.
@@ -81,8 +113,21 @@ func (c completedConfig) New() (*Server, error) {
 	}
 	s := &Server{GenericAPIServer: genericServer}
 
+	evaluator, err := evaluationregistry.NewEvaluator(c.ExtraConfig.Informers, clock.RealClock{})
+	if err != nil {
+		return nil, err
+	}
+	client, err := clientset.NewForConfig(c.GenericConfig.LoopbackClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	statusController, err := flagstatus.New(client, c.ExtraConfig.Informers, clock.RealClock{})
+	if err != nil {
+		return nil, err
+	}
+
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(flagpole.GroupName, Scheme, metav1.ParameterCodec, Codecs)
-	v1beta1Storage, err := c.v1beta1Storage()
+	v1beta1Storage, err := c.v1beta1Storage(evaluator)
 	if err != nil {
 		return nil, err
 	}
@@ -96,10 +141,29 @@ func (c completedConfig) New() (*Server, error) {
 	if err := s.GenericAPIServer.AddPostStartHook("storage-readiness", s.GenericAPIServer.StorageReadinessHook.Hook); err != nil {
 		return nil, err
 	}
+	// Evaluation answers from watch-fed memory; until that has synced the
+	// server is not ready.
+	if err := s.GenericAPIServer.AddReadyzChecks(healthz.NamedCheck("flag-evaluation-state", func(*http.Request) error {
+		return evaluator.Check()
+	})); err != nil {
+		return nil, err
+	}
+	if err := s.GenericAPIServer.AddPostStartHook("start-flagpole-informers", func(ctx genericapiserver.PostStartHookContext) error {
+		c.ExtraConfig.Informers.Start(ctx.Done())
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.GenericAPIServer.AddPostStartHook("flag-status-controller", func(ctx genericapiserver.PostStartHookContext) error {
+		go statusController.Run(ctx, 2)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-func (c completedConfig) v1beta1Storage() (map[string]rest.Storage, error) {
+func (c completedConfig) v1beta1Storage(evaluator *evaluationregistry.Evaluator) (map[string]rest.Storage, error) {
 	getter := c.GenericConfig.RESTOptionsGetter
 	flags, err := flagstorage.NewStorage(Scheme, getter, c.ExtraConfig.Validation)
 	if err != nil {
@@ -109,9 +173,16 @@ func (c completedConfig) v1beta1Storage() (map[string]rest.Storage, error) {
 	if err != nil {
 		return nil, err
 	}
+	overrides, err := flagoverridestorage.NewREST(Scheme, getter)
+	if err != nil {
+		return nil, err
+	}
 	return map[string]rest.Storage{
-		"flags":        flags.Flag,
-		"flags/status": flags.Status,
-		"segments":     segments,
+		"flags":          flags.Flag,
+		"flags/status":   flags.Status,
+		"flags/evaluate": evaluationregistry.NewEvaluateREST(evaluator),
+		"segments":       segments,
+		"flagoverrides":  overrides,
+		"evaluations":    evaluationregistry.NewBulkREST(evaluator),
 	}, nil
 }

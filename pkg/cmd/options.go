@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apiserver/pkg/admission"
+	admissionmetrics "k8s.io/apiserver/pkg/admission/metrics"
 	"k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
@@ -32,8 +34,12 @@ import (
 	"k8s.io/klog/v2"
 	netutils "k8s.io/utils/net"
 
+	"github.com/flagpole-dev/flagpole/pkg/admission/flagpoleinitializer"
+	"github.com/flagpole-dev/flagpole/pkg/admission/plugin/references"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	flagpoleapiserver "github.com/flagpole-dev/flagpole/pkg/apiserver"
+	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
+	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 	generatedopenapi "github.com/flagpole-dev/flagpole/pkg/generated/openapi"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
 )
@@ -64,6 +70,9 @@ type Options struct {
 	// standaloneEnabledAdmission records --enable-admission-plugins given in
 	// standalone mode, where they cannot run.
 	standaloneEnabledAdmission []string
+	// informers watch Flagpole's objects through the loopback client; made
+	// while the admission chain is built, started by the server.
+	informers informers.SharedInformerFactory
 }
 
 // NewOptions returns options with Flagpole's defaults.
@@ -87,9 +96,46 @@ func NewOptions() *Options {
 	o.RecommendedOptions.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
 		v1beta1.SchemeGroupVersion, schema.GroupKind{Group: v1beta1.GroupName})
 	o.RecommendedOptions.SecureServing.BindPort = defaultSecurePort
+	// Flagpole's own admission plugins run in both modes, after upstream's.
+	references.Register(o.RecommendedOptions.Admission.Plugins)
+	o.RecommendedOptions.Admission.RecommendedPluginOrder = append(o.RecommendedOptions.Admission.RecommendedPluginOrder, flagpoleAdmissionPlugins...)
+	o.RecommendedOptions.ExtraAdmissionInitializers = o.admissionInitializers
 	// Empty means <data-dir>/certificates, resolved in Complete.
 	o.RecommendedOptions.SecureServing.ServerCert.CertDirectory = ""
 	return o
+}
+
+// flagpoleAdmissionPlugins are Flagpole's own admission plugins, in order.
+var flagpoleAdmissionPlugins = []string{references.PluginName}
+
+// admissionInitializers makes the informers Flagpole's plugins (and server)
+// read from, on the loopback client, as sample-apiserver does.
+func (o *Options) admissionInitializers(c *genericapiserver.RecommendedConfig) ([]admission.PluginInitializer, error) {
+	client, err := clientset.NewForConfig(c.LoopbackClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	o.informers = informers.NewSharedInformerFactory(client, 0)
+	return []admission.PluginInitializer{flagpoleinitializer.New(o.informers)}, nil
+}
+
+// standaloneAdmission builds the admission chain for standalone mode, where
+// upstream's AdmissionOptions cannot run (they need a kube client): only
+// Flagpole's own plugins.
+func (o *Options) standaloneAdmission(c *genericapiserver.RecommendedConfig) error {
+	plugins := admission.NewPlugins()
+	references.Register(plugins)
+	provider, err := admission.ReadAdmissionConfiguration(flagpoleAdmissionPlugins, "", nil)
+	if err != nil {
+		return err
+	}
+	chain, err := plugins.NewFromPlugins(flagpoleAdmissionPlugins, provider, flagpoleinitializer.New(o.informers),
+		admission.Decorators{admission.DecoratorFunc(admissionmetrics.WithControllerMetrics)})
+	if err != nil {
+		return err
+	}
+	c.AdmissionControl = chain
+	return nil
 }
 
 // Flags returns every flag, grouped the way upstream components group them in --help.
@@ -254,8 +300,14 @@ func (o *Options) config() (*flagpoleapiserver.Config, error) {
 		if err := o.applyLocalAuthentication(serverConfig); err != nil {
 			return nil, err
 		}
+		if err := o.standaloneAdmission(serverConfig); err != nil {
+			return nil, err
+		}
 	}
-	return &flagpoleapiserver.Config{GenericConfig: serverConfig}, nil
+	return &flagpoleapiserver.Config{
+		GenericConfig: serverConfig,
+		ExtraConfig:   flagpoleapiserver.ExtraConfig{Informers: o.informers},
+	}, nil
 }
 
 // applyLocalAuthentication replaces the delegating authenticator with one

@@ -369,3 +369,32 @@ func NotFound(key string) v1beta1.FlagEvaluation {
 func InvalidContext(key string, err error) v1beta1.FlagEvaluation {
 	return fail(v1beta1.FlagEvaluation{Key: key}, ErrorInvalidContext, err.Error())
 }
+
+// Problems lists what keeps the compiled flag from being fully usable: the
+// Segments its rules name that do not exist, and expressions (its own or its
+// segments') that do not compile. The flag status controller reports them in
+// the Ready condition.
+func (c *Compiled) Problems() (missingSegments, expressionErrors []string) {
+	for name, key := range c.segments {
+		if key == (segmentKey{}) {
+			missingSegments = append(missingSegments, name)
+		}
+	}
+	sort.Strings(missingSegments)
+	reported := map[*segment]bool{}
+	for _, r := range c.rules {
+		if r.whenErr != nil {
+			expressionErrors = append(expressionErrors, fmt.Sprintf("rule %q when: %v", r.name, r.whenErr))
+		}
+		if r.rollout != nil && r.rollout.bucketByErr != nil {
+			expressionErrors = append(expressionErrors, fmt.Sprintf("rule %q bucketBy: %v", r.name, r.rollout.bucketByErr))
+		}
+		for _, s := range r.segments {
+			if s != nil && s.whenErr != nil && !reported[s] {
+				reported[s] = true
+				expressionErrors = append(expressionErrors, fmt.Sprintf("a segment of rule %q: %v", r.name, s.whenErr))
+			}
+		}
+	}
+	return missingSegments, expressionErrors
+}

@@ -154,15 +154,21 @@ func TestEvaluate(t *testing.T) {
 			context: `{}`, expected: v1beta1.FlagTypeBoolean,
 			want: want{reason: ReasonDefault, variant: "off", value: "false"}},
 		{name: "runtime error in a rule is ERROR/GENERAL",
-			flag:    func(f *v1beta1.Flag) { f.Spec.Rules[0] = v1beta1.Rule{Name: "bad", When: `context.count > 3`, Variant: "on"} },
+			flag: func(f *v1beta1.Flag) {
+				f.Spec.Rules[0] = v1beta1.Rule{Name: "bad", When: `context.count > 3`, Variant: "on"}
+			},
 			context: `{"count":"many"}`,
 			want:    want{reason: ReasonError, code: ErrorGeneral, rule: "bad"}},
 		{name: "missing context key is a runtime error",
-			flag:    func(f *v1beta1.Flag) { f.Spec.Rules[0] = v1beta1.Rule{Name: "plan", When: `context.plan == "x"`, Variant: "on"} },
+			flag: func(f *v1beta1.Flag) {
+				f.Spec.Rules[0] = v1beta1.Rule{Name: "plan", When: `context.plan == "x"`, Variant: "on"}
+			},
 			context: `{}`,
 			want:    want{reason: ReasonError, code: ErrorGeneral, rule: "plan"}},
 		{name: "expression that does not compile is PARSE_ERROR",
-			flag:    func(f *v1beta1.Flag) { f.Spec.Rules[0] = v1beta1.Rule{Name: "broken", When: `context.plan ==`, Variant: "on"} },
+			flag: func(f *v1beta1.Flag) {
+				f.Spec.Rules[0] = v1beta1.Rule{Name: "broken", When: `context.plan ==`, Variant: "on"}
+			},
 			context: `{}`,
 			want:    want{reason: ReasonError, code: ErrorParse, rule: "broken"}},
 		{name: "runtime cost limit is ERROR/GENERAL",
@@ -174,7 +180,9 @@ func TestEvaluate(t *testing.T) {
 			want:    want{reason: ReasonError, code: ErrorGeneral, rule: "costly"},
 			message: "cost limit"},
 		{name: "numbers compare across int and double",
-			flag:    func(f *v1beta1.Flag) { f.Spec.Rules[0] = v1beta1.Rule{Name: "adult", When: `context.age >= 18 && context.score > 0.5`, Variant: "on"} },
+			flag: func(f *v1beta1.Flag) {
+				f.Spec.Rules[0] = v1beta1.Rule{Name: "adult", When: `context.age >= 18 && context.score > 0.5`, Variant: "on"}
+			},
 			context: `{"age":21,"score":0.75}`,
 			want:    want{reason: ReasonTargetingMatch, variant: "on", value: "true", rule: "adult"}},
 		{name: "now, flagKey and targetingKey variables",

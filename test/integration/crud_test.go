@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -32,10 +33,7 @@ func TestCRUD(t *testing.T) {
 		t.Errorf("second create: %v, want 409 AlreadyExists", err)
 	}
 
-	got, err := flags.Get(ctx, "new-checkout", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := waitForStatus(t, s.Client, "crud", "new-checkout")
 	if string(got.Spec.Variants[0].Value.Raw) != "true" || got.Spec.Rules[1].Rollout.Distribution[1].Weight != 90 {
 		t.Errorf("stored spec differs: %+v", got.Spec)
 	}
@@ -75,10 +73,7 @@ func TestStaleUpdateConflicts(t *testing.T) {
 	s := startServer(t)
 	ctx := context.Background()
 	flags := s.Client.FlagpoleV1beta1().Flags("conflict")
-	created, err := flags.Create(ctx, boolFlag("f"), metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	created := createFlag(t, s.Client, "conflict", boolFlag("f"))
 	first := created.DeepCopy()
 	first.Spec.Description = "first writer"
 	if _, err := flags.Update(ctx, first, metav1.UpdateOptions{}); err != nil {
@@ -86,7 +81,7 @@ func TestStaleUpdateConflicts(t *testing.T) {
 	}
 	stale := created.DeepCopy()
 	stale.Spec.Description = "second writer, stale"
-	_, err = flags.Update(ctx, stale, metav1.UpdateOptions{})
+	_, err := flags.Update(ctx, stale, metav1.UpdateOptions{})
 	if !apierrors.IsConflict(err) {
 		t.Fatalf("update with stale resourceVersion: %v, want 409 Conflict", err)
 	}
@@ -107,10 +102,7 @@ func TestWatchFromResourceVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := flags.Create(ctx, boolFlag("f"), metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := createFlag(t, s.Client, "watch", boolFlag("f"))
 	f.Spec.State = v1beta1.FlagStateDisabled
 	if _, err := flags.Update(ctx, f, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -119,29 +111,44 @@ func TestWatchFromResourceVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Watching from the list's resourceVersion replays what happened since, in order.
+	// Watching from the list's resourceVersion replays what happened since, in
+	// order: ADDED, MODIFIED (the status controller's and ours), DELETED.
 	w, err := flags.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	want := []struct {
-		typ   watch.EventType
-		state v1beta1.FlagState
-	}{{watch.Added, v1beta1.FlagStateEnabled}, {watch.Modified, v1beta1.FlagStateDisabled}, {watch.Deleted, v1beta1.FlagStateDisabled}}
-	for i, e := range want {
+	var seen []string
+	sawDisabled := false
+	for done := false; !done; {
 		select {
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				t.Fatalf("watch closed after %d events", i)
+				t.Fatalf("watch closed after %v", seen)
 			}
-			got, isFlag := ev.Object.(*v1beta1.Flag)
-			if ev.Type != e.typ || !isFlag || got.Spec.State != e.state {
-				t.Fatalf("event %d = %s %v, want %s with state %s", i, ev.Type, ev.Object, e.typ, e.state)
+			got := ev.Object.(*v1beta1.Flag)
+			seen = append(seen, fmt.Sprintf("%s/%s", ev.Type, got.Spec.State))
+			switch {
+			case len(seen) == 1:
+				if ev.Type != watch.Added || got.Spec.State != v1beta1.FlagStateEnabled {
+					t.Fatalf("first event %v, want ADDED/Enabled", seen)
+				}
+			case ev.Type == watch.Modified:
+				if sawDisabled && got.Spec.State != v1beta1.FlagStateDisabled {
+					t.Fatalf("events out of order: %v", seen)
+				}
+				sawDisabled = sawDisabled || got.Spec.State == v1beta1.FlagStateDisabled
+			case ev.Type == watch.Deleted:
+				done = true
+			default:
+				t.Fatalf("unexpected event in %v", seen)
 			}
 		case <-ctx.Done():
-			t.Fatalf("timed out waiting for event %d (%s)", i, e.typ)
+			t.Fatalf("timed out; events so far %v", seen)
 		}
+	}
+	if !sawDisabled {
+		t.Errorf("no MODIFIED event with the update: %v", seen)
 	}
 }
 
@@ -162,10 +169,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 
 	// A dry-run update or delete of a real object leaves it as it was.
-	real, err := flags.Create(ctx, boolFlag("g"), metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	real := createFlag(t, s.Client, "dryrun", boolFlag("g"))
 	changed := real.DeepCopy()
 	changed.Spec.State = v1beta1.FlagStateDisabled
 	if _, err := flags.Update(ctx, changed, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
@@ -189,10 +193,7 @@ func TestRestartKeepsData(t *testing.T) {
 	ctx := context.Background()
 
 	first := startServerIn(t, dir)
-	created, err := first.Client.FlagpoleV1beta1().Flags("restart").Create(ctx, boolFlag("kept"), metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	created := createFlag(t, first.Client, "restart", boolFlag("kept"))
 	first.Stop(t)
 
 	second := startServerIn(t, dir)

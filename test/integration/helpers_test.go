@@ -1,12 +1,16 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	"github.com/flagpole-dev/flagpole/test/integration/framework"
 )
 
@@ -46,4 +50,33 @@ func boolFlag(name string) *v1beta1.Flag {
 func startServerIn(t *testing.T, dir string, args ...string) *framework.Server {
 	t.Helper()
 	return framework.StartServer(t, dir, args...)
+}
+
+// createFlag creates f and waits until the in-server status controller has
+// written its status, so that later writes do not race the controller.
+func createFlag(t *testing.T, client clientset.Interface, namespace string, f *v1beta1.Flag) *v1beta1.Flag {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := client.FlagpoleV1beta1().Flags(namespace).Create(ctx, f, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return waitForStatus(t, client, namespace, f.Name)
+}
+
+// waitForStatus waits until the flag's status describes its current generation.
+func waitForStatus(t *testing.T, client clientset.Interface, namespace, name string) *v1beta1.Flag {
+	t.Helper()
+	var got *v1beta1.Flag
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		f, err := client.FlagpoleV1beta1().Flags(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		got = f
+		return f.Status.ObservedGeneration == f.Generation && len(f.Status.Conditions) == 2, nil
+	})
+	if err != nil {
+		t.Fatalf("flag %s/%s status not written: %v (last %+v)", namespace, name, err, got)
+	}
+	return got
 }

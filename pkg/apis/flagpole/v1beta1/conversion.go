@@ -23,6 +23,16 @@ func addFieldLabelConversions(scheme *runtime.Scheme) error {
 		}); err != nil {
 		return err
 	}
+	if err := scheme.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("FlagOverride"),
+		func(label, value string) (string, string, error) {
+			switch label {
+			case "metadata.name", "metadata.namespace", "spec.flag":
+				return label, value, nil
+			}
+			return "", "", fmt.Errorf("field label %q is not supported for FlagOverride: use metadata.name, metadata.namespace or spec.flag", label)
+		}); err != nil {
+		return err
+	}
 	return scheme.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("Segment"),
 		func(label, value string) (string, string, error) {
 			switch label {

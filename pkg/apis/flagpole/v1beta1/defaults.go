@@ -1,6 +1,11 @@
 package v1beta1
 
-import "k8s.io/apimachinery/pkg/runtime"
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
 
 func addDefaultingFuncs(scheme *runtime.Scheme) error {
 	return RegisterDefaults(scheme)
@@ -10,5 +15,15 @@ func addDefaultingFuncs(scheme *runtime.Scheme) error {
 func SetDefaults_FlagSpec(obj *FlagSpec) {
 	if obj.State == "" {
 		obj.State = FlagStateEnabled
+	}
+}
+
+// DefaultOverrideTTL is how long an override lasts when spec.ttl is omitted.
+const DefaultOverrideTTL = time.Hour
+
+// SetDefaults_FlagOverrideSpec fills in the default lifetime.
+func SetDefaults_FlagOverrideSpec(obj *FlagOverrideSpec) {
+	if obj.TTL == nil {
+		obj.TTL = &metav1.Duration{Duration: DefaultOverrideTTL}
 	}
 }

@@ -31,6 +31,8 @@ import (
 func RegisterDefaults(scheme *runtime.Scheme) error {
 	scheme.AddTypeDefaultingFunc(&Flag{}, func(obj interface{}) { SetObjectDefaults_Flag(obj.(*Flag)) })
 	scheme.AddTypeDefaultingFunc(&FlagList{}, func(obj interface{}) { SetObjectDefaults_FlagList(obj.(*FlagList)) })
+	scheme.AddTypeDefaultingFunc(&FlagOverride{}, func(obj interface{}) { SetObjectDefaults_FlagOverride(obj.(*FlagOverride)) })
+	scheme.AddTypeDefaultingFunc(&FlagOverrideList{}, func(obj interface{}) { SetObjectDefaults_FlagOverrideList(obj.(*FlagOverrideList)) })
 	return nil
 }
 
@@ -45,5 +47,16 @@ func SetObjectDefaults_FlagList(in *FlagList) {
 	for i := range in.Items {
 		a := &in.Items[i]
 		SetObjectDefaults_Flag(a)
+	}
+}
+
+func SetObjectDefaults_FlagOverride(in *FlagOverride) {
+	SetDefaults_FlagOverrideSpec(&in.Spec)
+}
+
+func SetObjectDefaults_FlagOverrideList(in *FlagOverrideList) {
+	for i := range in.Items {
+		a := &in.Items[i]
+		SetObjectDefaults_FlagOverride(a)
 	}
 }

@@ -1,0 +1,228 @@
+// Package flagstatus is the in-server controller that keeps every Flag's
+// status current: observedGeneration, Ready (references resolve and
+// expressions compile) and Stale (past spec.expiresAt).
+package flagstatus
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
+	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
+	listers "github.com/flagpole-dev/flagpole/pkg/generated/listers/flagpole/v1beta1"
+)
+
+// Condition reasons.
+const (
+	ReasonResolved          = "Resolved"
+	ReasonSegmentNotFound   = "SegmentNotFound"
+	ReasonExpressionInvalid = "ExpressionInvalid"
+	ReasonExpired           = "Expired"
+	ReasonNotExpired        = "NotExpired"
+	ReasonNoExpiry          = "NoExpiry"
+)
+
+// Controller reconciles Flag status.
+type Controller struct {
+	client   clientset.Interface
+	flags    listers.FlagLister
+	segments listers.SegmentLister
+	synced   []cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
+	clock    clock.WithTicker
+}
+
+// New registers the controller's informers with factory; the caller starts it.
+func New(client clientset.Interface, factory informers.SharedInformerFactory, c clock.WithTicker) (*Controller, error) {
+	flagInformer := factory.Flagpole().V1beta1().Flags()
+	segmentInformer := factory.Flagpole().V1beta1().Segments()
+	ctrl := &Controller{
+		client:   client,
+		flags:    flagInformer.Lister(),
+		segments: segmentInformer.Lister(),
+		synced:   []cache.InformerSynced{flagInformer.Informer().HasSynced, segmentInformer.Informer().HasSynced},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "flag-status", Clock: c}),
+		clock: c,
+	}
+	if _, err := flagInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    ctrl.enqueue,
+		UpdateFunc: func(_, obj any) { ctrl.enqueue(obj) },
+	}); err != nil {
+		return nil, err
+	}
+	// A segment appearing, changing or going away changes the readiness of
+	// the flags in its namespace that name it.
+	segmentChanged := func(obj any) {
+		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		s, ok := obj.(*v1beta1.Segment)
+		if !ok {
+			return
+		}
+		flags, _ := ctrl.flags.Flags(s.Namespace).List(labels.Everything())
+		for _, f := range flags {
+			for _, r := range f.Spec.Rules {
+				if containsString(r.Segments, s.Name) {
+					ctrl.enqueue(f)
+					break
+				}
+			}
+		}
+	}
+	if _, err := segmentInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    segmentChanged,
+		UpdateFunc: func(_, obj any) { segmentChanged(obj) },
+		DeleteFunc: segmentChanged,
+	}); err != nil {
+		return nil, err
+	}
+	return ctrl, nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Controller) enqueue(obj any) {
+	key, err := cache.MetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// Run processes flags until ctx is done.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	logger := klog.FromContext(ctx)
+	logger.Info("Starting flag status controller")
+	defer logger.Info("Shutting down flag status controller")
+	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced...) {
+		return
+	}
+	for i := 0; i < workers; i++ {
+		go wait.UntilWithContext(ctx, c.worker, time.Second)
+	}
+	<-ctx.Done()
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for c.processNext(ctx) {
+	}
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	if err := c.sync(ctx, key); err != nil {
+		klog.FromContext(ctx).V(2).Info("Requeuing flag status", "flag", key, "err", err)
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	f, err := c.flags.Flags(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := c.clock.Now()
+	status := Compute(f, c.segmentLookup(namespace), now)
+	if f.Spec.ExpiresAt != nil && now.Before(f.Spec.ExpiresAt.Time) {
+		// Wake up when the flag turns stale.
+		c.queue.AddAfter(key, f.Spec.ExpiresAt.Sub(now)+time.Second)
+	}
+	if apiequality.Semantic.DeepEqual(status, f.Status) {
+		return nil
+	}
+	updated := f.DeepCopy()
+	updated.Status = status
+	_, err = c.client.FlagpoleV1beta1().Flags(namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{FieldManager: "flag-status-controller"})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func (c *Controller) segmentLookup(namespace string) evaluation.SegmentLookup {
+	return func(name string) *v1beta1.Segment {
+		s, err := c.segments.Segments(namespace).Get(name)
+		if err != nil {
+			return nil
+		}
+		return s
+	}
+}
+
+// Compute derives a flag's status from the flag, its segments and the time.
+// Conditions whose status does not change keep their lastTransitionTime.
+func Compute(f *v1beta1.Flag, segments evaluation.SegmentLookup, now time.Time) v1beta1.FlagStatus {
+	status := *f.Status.DeepCopy()
+	status.ObservedGeneration = f.Generation
+
+	ready := metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue, Reason: ReasonResolved,
+		Message: "every referenced segment exists and every expression compiles", ObservedGeneration: f.Generation}
+	missing, invalid := evaluation.CompileFlag(f, segments).Problems()
+	switch {
+	case len(invalid) > 0:
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, ReasonExpressionInvalid, strings.Join(invalid, "; ")
+	case len(missing) > 0:
+		ready.Status, ready.Reason = metav1.ConditionFalse, ReasonSegmentNotFound
+		ready.Message = fmt.Sprintf("segment(s) not found: %s; rules naming them match no one", strings.Join(missing, ", "))
+	}
+	setCondition(&status.Conditions, ready, now)
+
+	stale := metav1.Condition{Type: "Stale", Status: metav1.ConditionFalse, Reason: ReasonNoExpiry, Message: "the flag has no spec.expiresAt", ObservedGeneration: f.Generation}
+	if f.Spec.ExpiresAt != nil {
+		if now.Before(f.Spec.ExpiresAt.Time) {
+			stale.Reason, stale.Message = ReasonNotExpired, "expires at "+f.Spec.ExpiresAt.UTC().Format(time.RFC3339)
+		} else {
+			stale.Status, stale.Reason, stale.Message = metav1.ConditionTrue, ReasonExpired,
+				"past spec.expiresAt "+f.Spec.ExpiresAt.UTC().Format(time.RFC3339)+": remove the flag from code and delete it"
+		}
+	}
+	setCondition(&status.Conditions, stale, now)
+	return status
+}
+
+func setCondition(conditions *[]metav1.Condition, c metav1.Condition, now time.Time) {
+	c.LastTransitionTime = metav1.NewTime(now)
+	meta.SetStatusCondition(conditions, c)
+}
