@@ -61,10 +61,28 @@ func (c *cluster) bootstrap(ctx context.Context) error {
 	}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	_, err = kube.RbacV1().RoleBindings(e2eNamespace).Create(ctx, &rbacv1.RoleBinding{
+	if _, err := kube.RbacV1().RoleBindings(e2eNamespace).Create(ctx, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "flag-reader"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "flag-reader"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: "rbac.authorization.k8s.io", Name: userReader}},
+	}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	// An application: it may evaluate flags, nothing else.
+	if _, err := kube.RbacV1().Roles(e2eNamespace).Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "flag-evaluator"},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{"flagpole.dev"},
+			Resources: []string{"flags/evaluate"},
+			Verbs:     []string{"create"},
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	_, err = kube.RbacV1().RoleBindings(e2eNamespace).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "flag-evaluator"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "flag-evaluator"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: "rbac.authorization.k8s.io", Name: userEvaluator}},
 	}, metav1.CreateOptions{})
 	return err
 }

@@ -59,9 +59,10 @@ type process struct {
 
 // Users of the e2e cluster, each a client certificate from the cluster CA.
 const (
-	userAdmin  = "flagpole-admin" // group system:masters
-	userNobody = "alice"          // no role at all
-	userReader = "bob"            // Role: get, list, watch flags
+	userAdmin     = "flagpole-admin" // group system:masters
+	userNobody    = "alice"          // no role at all
+	userReader    = "bob"            // Role: get, list, watch flags
+	userEvaluator = "carol"          // Role: create flags/evaluate only
 	// flagpole-apiserver authenticates as its ServiceAccount would, so the
 	// e2e grants it exactly artifacts/deploy/rbac.yaml.
 	userFlagpole = "system:serviceaccount:flagpole-system:flagpole-apiserver"
@@ -197,9 +198,10 @@ func newCluster(ctx context.Context, dir, binDir, flagpoleBin string) (*cluster,
 // front-proxy client certificate, and the service-account signing key.
 func (c *cluster) writeIdentities() error {
 	users := map[string][]string{
-		userNobody:   nil,
-		userReader:   nil,
-		userFlagpole: {"system:serviceaccounts", "system:serviceaccounts:flagpole-system"},
+		userNobody:    nil,
+		userReader:    nil,
+		userEvaluator: nil,
+		userFlagpole:  {"system:serviceaccounts", "system:serviceaccounts:flagpole-system"},
 	}
 	for user, groups := range users {
 		certPEM, keyPEM, err := c.ca.Issue(x509.ExtKeyUsageClientAuth, pkix.Name{CommonName: user, Organization: groups}, nil)

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
@@ -202,13 +203,20 @@ func TestClientset(t *testing.T) {
 			DefaultVariant: "blue",
 		},
 	}
-	created, err := flags.Create(ctx, f, metav1.CreateOptions{})
-	if err != nil {
+	if _, err := flags.Create(ctx, f, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	created.Spec.DefaultVariant = "red"
-	updated, err := flags.Update(ctx, created, metav1.UpdateOptions{})
-	if err != nil {
+	// The in-server status controller writes status concurrently: retry on conflict.
+	var updated *v1beta1.Flag
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := flags.Get(ctx, "typed", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Spec.DefaultVariant = "red"
+		updated, err = flags.Update(ctx, cur, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if updated.Generation != 2 {
@@ -224,14 +232,21 @@ func TestClientset(t *testing.T) {
 	if _, err := flags.Get(ctx, "typed", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("get after delete: %v", err)
 	}
-	for _, want := range []watch.EventType{watch.Added, watch.Modified, watch.Deleted} {
+	// ADDED first, DELETED last, and the update among the MODIFIED between.
+	var seen []watch.EventType
+	sawRed := false
+	for len(seen) == 0 || seen[len(seen)-1] != watch.Deleted {
 		select {
 		case ev := <-w.ResultChan():
-			if ev.Type != want {
-				t.Fatalf("event %s, want %s", ev.Type, want)
+			seen = append(seen, ev.Type)
+			if f, ok := ev.Object.(*v1beta1.Flag); ok && ev.Type == watch.Modified && f.Spec.DefaultVariant == "red" {
+				sawRed = true
 			}
 		case <-ctx.Done():
-			t.Fatalf("no %s event", want)
+			t.Fatalf("watch events so far: %v", seen)
 		}
+	}
+	if seen[0] != watch.Added || !sawRed {
+		t.Errorf("watch events %v (update seen: %v)", seen, sawRed)
 	}
 }
