@@ -115,6 +115,13 @@ func TestEvaluateSubresource(t *testing.T) {
 		t.Errorf("malformed body: %d %s", code, body)
 	}
 
+	// Every answer is counted, by flag, variant and reason.
+	code, metrics := do(t, s.AdminConfig, "GET", "/metrics", "", nil)
+	if code != http.StatusOK || !strings.Contains(string(metrics), `flagpole_evaluations_total{flag="new-checkout",namespace="eval",reason="TARGETING_MATCH",variant="on"} 1`) ||
+		!strings.Contains(string(metrics), "flagpole_evaluation_duration_seconds_count") {
+		t.Errorf("metrics (%d) lack the evaluation counters", code)
+	}
+
 	// The kill switch.
 	if _, err := s.Client.FlagpoleV1beta1().Flags(ns).Patch(ctx, "new-checkout", "application/merge-patch+json", []byte(`{"spec":{"state":"Disabled"}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
