@@ -5,6 +5,9 @@ package fuzzer
 import (
 	"encoding/json"
 	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	runtimeserializer "k8s.io/apimachinery/pkg/runtime/serializer"
 	"sigs.k8s.io/randfill"
@@ -21,6 +24,13 @@ var Funcs = func(codecs runtimeserializer.CodecFactory) []interface{} {
 			c.FillNoCustom(s)
 			if s.State == "" {
 				s.State = flagpole.FlagStateEnabled
+			}
+		},
+		// Decoding defaults an omitted ttl to an hour.
+		func(s *flagpole.FlagOverrideSpec, c randfill.Continue) {
+			c.FillNoCustom(s)
+			if s.TTL == nil {
+				s.TTL = &metav1.Duration{Duration: time.Duration(c.Int63n(int64(time.Hour)))}
 			}
 		},
 		// A variant value is any JSON value, held as compact bytes (the form
