@@ -6,6 +6,7 @@ package evaluation
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -330,7 +331,7 @@ func liveOverride(flagKey string, overrides []*v1beta1.FlagOverride, ctx *Contex
 		if o.Status.ExpiresAt == nil || !now.Before(o.Status.ExpiresAt.Time) {
 			continue
 		}
-		if len(o.Spec.TargetingKeys) > 0 && !(ctx.HasTargetingKey && containsString(o.Spec.TargetingKeys, ctx.TargetingKey)) {
+		if len(o.Spec.TargetingKeys) > 0 && !(ctx.HasTargetingKey && slices.Contains(o.Spec.TargetingKeys, ctx.TargetingKey)) {
 			continue
 		}
 		candidates = append(candidates, o)
@@ -349,15 +350,6 @@ func liveOverride(flagKey string, overrides []*v1beta1.FlagOverride, ctx *Contex
 		return a.Name < b.Name
 	})
 	return candidates[0]
-}
-
-func containsString(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // NotFound is the result for a key with no flag.

@@ -6,6 +6,7 @@ package flagstatus
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,7 +81,7 @@ func New(client clientset.Interface, factory informers.SharedInformerFactory, c 
 		flags, _ := ctrl.flags.Flags(s.Namespace).List(labels.Everything())
 		for _, f := range flags {
 			for _, r := range f.Spec.Rules {
-				if containsString(r.Segments, s.Name) {
+				if slices.Contains(r.Segments, s.Name) {
 					ctrl.enqueue(f)
 					break
 				}
@@ -95,15 +96,6 @@ func New(client clientset.Interface, factory informers.SharedInformerFactory, c 
 		return nil, err
 	}
 	return ctrl, nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *Controller) enqueue(obj any) {
