@@ -226,6 +226,12 @@ func TestOverridePrecedenceAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	expiresAt := o.Status.ExpiresAt.Time
+	if l, err := overrides.List(ctx, metav1.ListOptions{FieldSelector: "spec.flag=f"}); err != nil || len(l.Items) != 2 {
+		t.Errorf("field selector spec.flag=f: %v items, %v", len(l.Items), err)
+	}
+	if l, err := overrides.List(ctx, metav1.ListOptions{FieldSelector: "spec.flag=other"}); err != nil || len(l.Items) != 0 {
+		t.Errorf("field selector spec.flag=other: %v", err)
+	}
 	if d := time.Until(expiresAt); d < 8*time.Second || d > 12*time.Second {
 		t.Errorf("expiresAt %s is not ~10s away", expiresAt)
 	}
