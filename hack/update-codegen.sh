@@ -13,6 +13,8 @@ cd "${ROOT}"
 export GOBIN="${ROOT}/hack/bin"
 mkdir -p "${GOBIN}"
 
+# On a fresh machine the module may not be in the cache yet.
+go mod download k8s.io/code-generator
 CODEGEN_PKG="$(go list -m -f '{{.Dir}}' k8s.io/code-generator)"
 # shellcheck disable=SC1091
 source "${CODEGEN_PKG}/kube_codegen.sh"
