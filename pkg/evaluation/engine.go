@@ -47,7 +47,6 @@ type Compiled struct {
 	disabled       bool
 	variants       map[string]*v1beta1.JSON
 	defaultVariant string
-	hasRules       bool
 	rules          []rule
 
 	// What it was compiled from, to tell when it is stale.
@@ -92,7 +91,6 @@ func CompileFlag(flag *v1beta1.Flag, segments SegmentLookup) *Compiled {
 		disabled:       flag.Spec.State == v1beta1.FlagStateDisabled,
 		variants:       make(map[string]*v1beta1.JSON, len(flag.Spec.Variants)),
 		defaultVariant: string(flag.Spec.DefaultVariant),
-		hasRules:       len(flag.Spec.Rules) > 0,
 		generation:     flag.Generation,
 		segments:       map[string]segmentKey{},
 	}
@@ -164,7 +162,8 @@ type Request struct {
 	Context *Context
 	// ExpectedType, when set, must equal the flag's type.
 	ExpectedType v1beta1.FlagType
-	// Now is the evaluation time: overrides past it are ignored, and CEL sees it as `now`.
+	// Now is the evaluation time: overrides past it are ignored, and CEL sees
+	// it as `now`. Zero means the current time.
 	Now time.Time
 }
 
@@ -185,6 +184,9 @@ func (c *Compiled) Evaluate(revision *v1beta1.Flag, overrides []*v1beta1.FlagOve
 		c.serve(&res, c.defaultVariant)
 		return res
 	}
+	if req.Now.IsZero() {
+		req.Now = time.Now()
+	}
 	ctx := req.Context
 	if ctx == nil {
 		ctx = &Context{Attributes: map[string]any{}}
@@ -196,6 +198,9 @@ func (c *Compiled) Evaluate(revision *v1beta1.Flag, overrides []*v1beta1.FlagOve
 		return res
 	}
 
+	if len(c.rules) == 0 {
+		return c.fallThrough(res)
+	}
 	act := &activation{
 		context:      types.DefaultTypeAdapter.NativeToValue(ctx.Attributes),
 		targetingKey: ctx.TargetingKey,
@@ -227,8 +232,13 @@ func (c *Compiled) Evaluate(revision *v1beta1.Flag, overrides []*v1beta1.FlagOve
 		return res
 	}
 
+	return c.fallThrough(res)
+}
+
+// fallThrough answers when no override or rule decided.
+func (c *Compiled) fallThrough(res v1beta1.FlagEvaluation) v1beta1.FlagEvaluation {
 	res.Reason = ReasonDefault
-	if !c.hasRules && c.defaultVariant != "" {
+	if len(c.rules) == 0 && c.defaultVariant != "" {
 		res.Reason = ReasonStatic
 	}
 	c.serve(&res, c.defaultVariant)

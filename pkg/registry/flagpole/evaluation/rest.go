@@ -2,7 +2,6 @@ package evaluation
 
 import (
 	"context"
-	"errors"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -29,10 +28,8 @@ const MaxBulkFlags = 1000
 func parseContext(raw []byte, fldPath *field.Path) (*evaluation.Context, field.ErrorList) {
 	c, err := evaluation.ParseContext(raw)
 	if err != nil {
-		if errors.Is(err, evaluation.ErrInvalidContext) {
-			return nil, field.ErrorList{field.Invalid(fldPath, "<context>", err.Error())}
-		}
-		return nil, field.ErrorList{field.InternalError(fldPath, err)}
+		// ParseContext fails only for contexts the client got wrong.
+		return nil, field.ErrorList{field.Invalid(fldPath, "<context>", err.Error())}
 	}
 	return c, nil
 }
