@@ -2,7 +2,7 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -318,21 +318,10 @@ func condition(f *v1beta1.Flag, typ string) *metav1.Condition {
 
 func waitCondition(t *testing.T, client clientset.Interface, ns, name, typ string, status metav1.ConditionStatus, reason string) *v1beta1.Flag {
 	t.Helper()
-	var last *v1beta1.Flag
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		f, err := client.FlagpoleV1beta1().Flags(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		last = f
+	return waitFlag(t, client, ns, name, fmt.Sprintf("%s never became %s/%s", typ, status, reason), func(f *v1beta1.Flag) bool {
 		c := condition(f, typ)
-		return c != nil && c.Status == status && c.Reason == reason && f.Status.ObservedGeneration == f.Generation, nil
+		return c != nil && c.Status == status && c.Reason == reason
 	})
-	if err != nil {
-		b, _ := json.Marshal(last.Status)
-		t.Fatalf("%s never became %s/%s: %s", typ, status, reason, b)
-	}
-	return last
 }
 
 func TestReferencesAndStatus(t *testing.T) {

@@ -66,17 +66,30 @@ func createFlag(t *testing.T, client clientset.Interface, namespace string, f *v
 // waitForStatus waits until the flag's status describes its current generation.
 func waitForStatus(t *testing.T, client clientset.Interface, namespace, name string) *v1beta1.Flag {
 	t.Helper()
-	var got *v1beta1.Flag
+	return waitFlag(t, client, namespace, name, "status written for the current generation", func(f *v1beta1.Flag) bool {
+		return len(f.Status.Conditions) == 2
+	})
+}
+
+// waitFlag polls the flag until its status describes its current generation
+// and done holds, and returns it.
+func waitFlag(t *testing.T, client clientset.Interface, namespace, name, what string, done func(*v1beta1.Flag) bool) *v1beta1.Flag {
+	t.Helper()
+	var last *v1beta1.Flag
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		f, err := client.FlagpoleV1beta1().Flags(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
-		got = f
-		return f.Status.ObservedGeneration == f.Generation && len(f.Status.Conditions) == 2, nil
+		last = f
+		return f.Status.ObservedGeneration == f.Generation && done(f), nil
 	})
 	if err != nil {
-		t.Fatalf("flag %s/%s status not written: %v (last %+v)", namespace, name, err, got)
+		var status []byte
+		if last != nil {
+			status, _ = json.Marshal(last.Status)
+		}
+		t.Fatalf("flag %s/%s: %s: %v (last status %s)", namespace, name, what, err, status)
 	}
-	return got
+	return last
 }
