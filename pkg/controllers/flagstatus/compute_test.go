@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 )
 
@@ -22,11 +23,11 @@ func TestCompute(t *testing.T) {
 	if st.ObservedGeneration != 4 {
 		t.Errorf("observedGeneration = %d", st.ObservedGeneration)
 	}
-	ready := meta.FindStatusCondition(st.Conditions, "Ready")
+	ready := meta.FindStatusCondition(st.Conditions, flagpole.FlagConditionReady)
 	if ready.Status != metav1.ConditionFalse || ready.Reason != ReasonSegmentNotFound {
 		t.Errorf("Ready = %+v", ready)
 	}
-	stale := meta.FindStatusCondition(st.Conditions, "Stale")
+	stale := meta.FindStatusCondition(st.Conditions, flagpole.FlagConditionStale)
 	if stale.Status != metav1.ConditionFalse || stale.Reason != ReasonNoExpiry {
 		t.Errorf("Stale = %+v", stale)
 	}
@@ -34,7 +35,7 @@ func TestCompute(t *testing.T) {
 	// Unchanged conditions keep their transition time, so a resync writes nothing.
 	f.Status = st
 	again := Compute(f, none, now.Add(time.Hour))
-	if !meta.FindStatusCondition(again.Conditions, "Ready").LastTransitionTime.Equal(&ready.LastTransitionTime) {
+	if !meta.FindStatusCondition(again.Conditions, flagpole.FlagConditionReady).LastTransitionTime.Equal(&ready.LastTransitionTime) {
 		t.Error("lastTransitionTime moved without a transition")
 	}
 
@@ -43,10 +44,10 @@ func TestCompute(t *testing.T) {
 	f.Spec.Rules[0].Segments = nil
 	f.Spec.Rules[0].When = "context.x ==" // stored leniently, still does not compile
 	st = Compute(f, none, now)
-	if c := meta.FindStatusCondition(st.Conditions, "Ready"); c.Status != metav1.ConditionFalse || c.Reason != ReasonExpressionInvalid {
+	if c := meta.FindStatusCondition(st.Conditions, flagpole.FlagConditionReady); c.Status != metav1.ConditionFalse || c.Reason != ReasonExpressionInvalid {
 		t.Errorf("Ready = %+v", c)
 	}
-	if c := meta.FindStatusCondition(st.Conditions, "Stale"); c.Status != metav1.ConditionTrue || c.Reason != ReasonExpired {
+	if c := meta.FindStatusCondition(st.Conditions, flagpole.FlagConditionStale); c.Status != metav1.ConditionTrue || c.Reason != ReasonExpired {
 		t.Errorf("Stale = %+v", c)
 	}
 
@@ -59,7 +60,7 @@ func TestCompute(t *testing.T) {
 		}
 		return nil
 	}, now)
-	if c := meta.FindStatusCondition(st.Conditions, "Ready"); c.Status != metav1.ConditionTrue || c.Reason != ReasonResolved {
+	if c := meta.FindStatusCondition(st.Conditions, flagpole.FlagConditionReady); c.Status != metav1.ConditionTrue || c.Reason != ReasonResolved {
 		t.Errorf("Ready = %+v", c)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/evaluation"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
@@ -38,6 +39,11 @@ const (
 	ReasonNotExpired        = "NotExpired"
 	ReasonNoExpiry          = "NoExpiry"
 )
+
+// maxRequeueDelay bounds the wake-up for a flag that turns stale later. A far
+// expiry is re-checked daily instead of once: the delay then stays far from
+// time.Duration's ~292-year range, and a wall-clock jump is noticed within a day.
+const maxRequeueDelay = 24 * time.Hour
 
 // Controller reconciles Flag status.
 type Controller struct {
@@ -158,8 +164,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	now := c.clock.Now()
 	status := Compute(f, c.segmentLookup(namespace), now)
 	if f.Spec.ExpiresAt != nil && now.Before(f.Spec.ExpiresAt.Time) {
-		// Wake up when the flag turns stale.
-		c.queue.AddAfter(key, f.Spec.ExpiresAt.Sub(now)+time.Second)
+		// Wake up a second after the flag turns stale, or after
+		// maxRequeueDelay if that is sooner. Sub saturates at the largest
+		// Duration, so the second is added only below the bound.
+		delay := maxRequeueDelay
+		if until := f.Spec.ExpiresAt.Sub(now); until < maxRequeueDelay-time.Second {
+			delay = until + time.Second
+		}
+		c.queue.AddAfter(key, delay)
 	}
 	if apiequality.Semantic.DeepEqual(status, f.Status) {
 		return nil
@@ -189,7 +201,7 @@ func Compute(f *v1beta1.Flag, segments evaluation.SegmentLookup, now time.Time) 
 	status := *f.Status.DeepCopy()
 	status.ObservedGeneration = f.Generation
 
-	ready := metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue, Reason: ReasonResolved,
+	ready := metav1.Condition{Type: flagpole.FlagConditionReady, Status: metav1.ConditionTrue, Reason: ReasonResolved,
 		Message: "every referenced segment exists and every expression compiles", ObservedGeneration: f.Generation}
 	missing, invalid := evaluation.CompileFlag(f, segments).Problems()
 	switch {
@@ -201,7 +213,7 @@ func Compute(f *v1beta1.Flag, segments evaluation.SegmentLookup, now time.Time) 
 	}
 	setCondition(&status.Conditions, ready, now)
 
-	stale := metav1.Condition{Type: "Stale", Status: metav1.ConditionFalse, Reason: ReasonNoExpiry, Message: "the flag has no spec.expiresAt", ObservedGeneration: f.Generation}
+	stale := metav1.Condition{Type: flagpole.FlagConditionStale, Status: metav1.ConditionFalse, Reason: ReasonNoExpiry, Message: "the flag has no spec.expiresAt", ObservedGeneration: f.Generation}
 	if f.Spec.ExpiresAt != nil {
 		if now.Before(f.Spec.ExpiresAt.Time) {
 			stale.Reason, stale.Message = ReasonNotExpired, "expires at "+f.Spec.ExpiresAt.UTC().Format(time.RFC3339)
