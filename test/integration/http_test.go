@@ -110,7 +110,10 @@ func expectEvent(t *testing.T, ctx context.Context, w watch.Interface, typ watch
 	t.Helper()
 	for {
 		select {
-		case ev := <-w.ResultChan():
+		case ev, open := <-w.ResultChan():
+			if !open {
+				t.Fatalf("watch closed before %s for %s", typ, name)
+			}
 			f, ok := ev.Object.(*v1beta1.Flag)
 			if !ok {
 				t.Fatalf("event %s %v", ev.Type, ev.Object)
