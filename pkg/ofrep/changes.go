@@ -1,0 +1,205 @@
+package ofrep
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
+)
+
+// KeepAliveInterval is how often an idle event stream sends a comment, so
+// that proxies and load balancers do not close it.
+const KeepAliveInterval = 30 * time.Second
+
+// Changes tracks, per namespace, that what an evaluation may answer has
+// changed — a Flag, Segment or FlagOverride was added, changed or deleted, or
+// an override expired — and tells the namespace's event streams.
+//
+// Event ids are "<server>.<sequence>": the sequence counts changes of one
+// namespace seen by this server process. A client that reconnects with a
+// Last-Event-ID other than the current one (an older sequence, or another
+// replica's or an earlier process's id) is told to re-fetch at once, so a
+// missed change is never lost; at worst a client re-fetches once more than
+// needed after switching replicas.
+type Changes struct {
+	server string
+	clock  clock.WithTickerAndDelayedExecution
+
+	mu         sync.Mutex
+	namespaces map[string]*namespaceChanges
+}
+
+type namespaceChanges struct {
+	seq      uint64
+	modified time.Time
+	// Each subscriber's channel holds at most one wake-up: bursts coalesce
+	// and a slow client never blocks the informers.
+	subscribers map[chan struct{}]struct{}
+}
+
+// NewChanges registers event handlers on the factory's Flag, Segment and
+// FlagOverride informers; the caller starts the factory.
+func NewChanges(factory informers.SharedInformerFactory, c clock.WithTickerAndDelayedExecution) (*Changes, error) {
+	id := make([]byte, 6)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	ch := &Changes{server: hex.EncodeToString(id), clock: c, namespaces: map[string]*namespaceChanges{}}
+	v1 := factory.Flagpole().V1beta1()
+	for _, informer := range []cache.SharedIndexInformer{v1.Flags().Informer(), v1.Segments().Informer()} {
+		if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    ch.objectChanged,
+			UpdateFunc: func(_, obj any) { ch.objectChanged(obj) },
+			DeleteFunc: ch.objectChanged,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := v1.FlagOverrides().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    ch.overrideChanged,
+		UpdateFunc: func(_, obj any) { ch.overrideChanged(obj) },
+		DeleteFunc: ch.objectChanged,
+	}); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+func (ch *Changes) objectChanged(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	if m, err := meta.Accessor(obj); err == nil {
+		ch.Notify(m.GetNamespace())
+	}
+}
+
+// overrideChanged also wakes the namespace when the override expires: the
+// engine ignores it from expiresAt on, before its lease deletes it.
+func (ch *Changes) overrideChanged(obj any) {
+	ch.objectChanged(obj)
+	o, ok := obj.(*v1beta1.FlagOverride)
+	if !ok || o.Status.ExpiresAt == nil {
+		return
+	}
+	if left := o.Status.ExpiresAt.Sub(ch.clock.Now()); left > 0 {
+		namespace := o.Namespace
+		ch.clock.AfterFunc(left, func() { ch.Notify(namespace) })
+	}
+}
+
+// Notify records a change in namespace and wakes its event streams.
+func (ch *Changes) Notify(namespace string) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	n := ch.namespace(namespace)
+	n.seq++
+	n.modified = ch.clock.Now()
+	for sub := range n.subscribers {
+		select {
+		case sub <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (ch *Changes) namespace(namespace string) *namespaceChanges {
+	n := ch.namespaces[namespace]
+	if n == nil {
+		n = &namespaceChanges{subscribers: map[chan struct{}]struct{}{}}
+		ch.namespaces[namespace] = n
+	}
+	return n
+}
+
+func (ch *Changes) subscribe(namespace string) chan struct{} {
+	sub := make(chan struct{}, 1)
+	ch.mu.Lock()
+	ch.namespace(namespace).subscribers[sub] = struct{}{}
+	ch.mu.Unlock()
+	return sub
+}
+
+func (ch *Changes) unsubscribe(namespace string, sub chan struct{}) {
+	ch.mu.Lock()
+	delete(ch.namespace(namespace).subscribers, sub)
+	ch.mu.Unlock()
+}
+
+// current returns the namespace's latest event id and change time.
+func (ch *Changes) current(namespace string) (string, time.Time) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	n := ch.namespace(namespace)
+	return ch.server + "." + strconv.FormatUint(n.seq, 10), n.modified
+}
+
+// refetchEvent is the data of an OFREP refetchEvaluation event.
+type refetchEvent struct {
+	Type         string `json:"type"`
+	ETag         string `json:"etag"`
+	LastModified int64  `json:"lastModified,omitempty"`
+}
+
+// serveEvents streams refetchEvaluation events for the namespace until the
+// client goes away or the server shuts down.
+func (ch *Changes) serveEvents(w http.ResponseWriter, req *http.Request, rt route) {
+	rc := http.NewResponseController(w)
+	sub := ch.subscribe(rt.namespace)
+	defer ch.unsubscribe(rt.namespace, sub)
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	// A client resuming from an id that is not the current one missed
+	// something: tell it at once.
+	if last := req.Header.Get("Last-Event-ID"); last != "" {
+		if id, _ := ch.current(rt.namespace); last != id {
+			sub <- struct{}{}
+		}
+	}
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	keepAlive := ch.clock.NewTicker(KeepAliveInterval)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-req.Context().Done():
+			return
+		case <-keepAlive.C():
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+		case <-sub:
+			id, modified := ch.current(rt.namespace)
+			data, _ := json.Marshal(refetchEvent{Type: "refetchEvaluation", ETag: strconv.Quote(id), LastModified: unixSeconds(modified)})
+			if _, err := fmt.Fprintf(w, "id: %s\ndata: %s\n\n", id, data); err != nil {
+				klog.V(4).InfoS("OFREP event stream closed", "namespace", rt.namespace, "err", err)
+				return
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func unixSeconds(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}

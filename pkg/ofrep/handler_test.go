@@ -1,0 +1,252 @@
+package ofrep
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+)
+
+// fakeEvaluator answers from a fixed table, recording the contexts it saw.
+type fakeEvaluator struct {
+	results map[string]v1beta1.FlagEvaluation // namespace/key
+	seen    []*evaluation.Context
+}
+
+func (f *fakeEvaluator) Evaluate(_ context.Context, namespace, key string, c *evaluation.Context) (v1beta1.FlagEvaluation, bool) {
+	f.seen = append(f.seen, c)
+	res, ok := f.results[namespace+"/"+key]
+	return res, ok
+}
+
+func (f *fakeEvaluator) EvaluateAll(_ context.Context, namespace string, c *evaluation.Context) []v1beta1.FlagEvaluation {
+	f.seen = append(f.seen, c)
+	var out []v1beta1.FlagEvaluation
+	for k, res := range f.results {
+		if strings.HasPrefix(k, namespace+"/") {
+			out = append(out, res)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+func newFake() *fakeEvaluator {
+	on := &v1beta1.JSON{Raw: []byte("true")}
+	return &fakeEvaluator{results: map[string]v1beta1.FlagEvaluation{
+		"apps/new-checkout": {Key: "new-checkout", Value: on, Variant: "on", Reason: evaluation.ReasonTargetingMatch,
+			Metadata: v1beta1.EvaluationMetadata{ResourceVersion: "7", Generation: 2, Rule: "staff"}},
+		"apps/rollout": {Key: "rollout", Reason: evaluation.ReasonError, ErrorCode: evaluation.ErrorTargetingKeyMissing, ErrorMessage: "needs a targetingKey"},
+		"other/hidden": {Key: "hidden", Reason: evaluation.ReasonStatic},
+	}}
+}
+
+func serve(t *testing.T, h http.Handler, method, path, body string, header ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestSingleEvaluation(t *testing.T) {
+	h := NewHandler(newFake(), nil, http.NotFoundHandler())
+	for _, tc := range []struct {
+		name, method, path, body string
+		code                     int
+		want                     string
+	}{
+		{"success", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", `{"context":{"targetingKey":"u"}}`, 200,
+			`{"key":"new-checkout","value":true,"reason":"TARGETING_MATCH","variant":"on","metadata":{"resourceVersion":"7","generation":2,"rule":"staff"}}`},
+		{"no body is an empty context", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", ``, 200, `"reason":"TARGETING_MATCH"`},
+		{"engine error", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/rollout", `{}`, 400,
+			`{"key":"rollout","errorCode":"TARGETING_KEY_MISSING","errorDetails":"needs a targetingKey"}`},
+		{"not found", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/nope", `{}`, 404, `"errorCode":"FLAG_NOT_FOUND"`},
+		{"other namespace's flag", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/hidden", `{}`, 404, `"errorCode":"FLAG_NOT_FOUND"`},
+		{"malformed body", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", `{"context":`, 400, `"errorCode":"PARSE_ERROR"`},
+		{"context not an object", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", `{"context":[1]}`, 400, `"errorCode":"INVALID_CONTEXT"`},
+		{"targetingKey not a string", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", `{"context":{"targetingKey":1}}`, 400, `"errorCode":"INVALID_CONTEXT"`},
+		{"too large", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", `{"context":{"s":"` + strings.Repeat("x", MaxRequestBytes) + `"}}`, 413, `"errorCode":"INVALID_CONTEXT"`},
+		{"wrong method", "GET", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", ``, 405, `"errorCode":"GENERAL"`},
+		{"invalid key", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/Not_A_Name", `{}`, 404, `404 page not found`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := serve(t, h, tc.method, tc.path, tc.body)
+			if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.want) {
+				t.Errorf("%s %s: %d %s, want %d containing %s", tc.method, tc.path, rec.Code, rec.Body, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+func TestBulkEvaluationETag(t *testing.T) {
+	fake := newFake()
+	changes := &Changes{server: "s", clock: clocktesting.NewFakeClock(time.Now()), namespaces: map[string]*namespaceChanges{}}
+	h := NewHandler(fake, changes, http.NotFoundHandler())
+	path := "/namespaces/apps/ofrep/v1/evaluate/flags"
+
+	first := serve(t, h, "POST", path, `{"context":{"targetingKey":"u"}}`)
+	if first.Code != http.StatusOK {
+		t.Fatalf("bulk: %d %s", first.Code, first.Body)
+	}
+	var body struct {
+		Flags        []map[string]any `json:"flags"`
+		EventStreams []eventStream    `json:"eventStreams"`
+	}
+	if err := json.Unmarshal(first.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if len(body.Flags) != 2 || body.Flags[0]["key"] != "new-checkout" || body.Flags[1]["errorCode"] != "TARGETING_KEY_MISSING" {
+		t.Errorf("flags = %v, want new-checkout then rollout's failure, and no flag of another namespace", body.Flags)
+	}
+	if len(body.EventStreams) != 1 || body.EventStreams[0].Endpoint.RequestURI != "/namespaces/apps/ofrep/v1/events" {
+		t.Errorf("eventStreams = %+v", body.EventStreams)
+	}
+	etag := first.Header().Get("ETag")
+	if !strings.HasPrefix(etag, `"`) {
+		t.Fatalf("ETag %q is not a quoted entity tag", etag)
+	}
+
+	same := serve(t, h, "POST", path, `{"context":{"targetingKey":"u"}}`, "If-None-Match", etag)
+	if same.Code != http.StatusNotModified || same.Body.Len() != 0 || same.Header().Get("ETag") != etag {
+		t.Errorf("unchanged answer with If-None-Match: %d %q etag %q, want 304 without body", same.Code, same.Body, same.Header().Get("ETag"))
+	}
+	if rec := serve(t, h, "POST", path, `{}`, "If-None-Match", `"other", W/`+etag); rec.Code != http.StatusNotModified {
+		t.Errorf("weak match in a list: %d, want 304", rec.Code)
+	}
+
+	// The answer changes (the flag now serves another variant): same
+	// context, same If-None-Match, new body.
+	res := fake.results["apps/new-checkout"]
+	res.Variant, res.Value, res.Metadata.ResourceVersion = "off", &v1beta1.JSON{Raw: []byte("false")}, "8"
+	fake.results["apps/new-checkout"] = res
+	changed := serve(t, h, "POST", path, `{"context":{"targetingKey":"u"}}`, "If-None-Match", etag)
+	if changed.Code != http.StatusOK || changed.Header().Get("ETag") == etag {
+		t.Errorf("changed answer: %d etag %q, want 200 with a new ETag", changed.Code, changed.Header().Get("ETag"))
+	}
+}
+
+func TestRequestInfo(t *testing.T) {
+	next := &genericapirequest.RequestInfoFactory{APIPrefixes: nil, GrouplessAPIPrefixes: nil}
+	r := RequestInfoResolver{Next: next}
+	for path, want := range map[string]genericapirequest.RequestInfo{
+		"/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout": {IsResourceRequest: true, Verb: "create", APIGroup: "flagpole.dev", APIVersion: "v1beta1",
+			Namespace: "apps", Resource: "flags", Subresource: "evaluate", Name: "new-checkout"},
+		"/namespaces/apps/ofrep/v1/evaluate/flags": {IsResourceRequest: true, Verb: "create", APIGroup: "flagpole.dev", APIVersion: "v1beta1",
+			Namespace: "apps", Resource: "evaluations"},
+		"/namespaces/apps/ofrep/v1/events": {IsResourceRequest: true, Verb: "create", APIGroup: "flagpole.dev", APIVersion: "v1beta1",
+			Namespace: "apps", Resource: "evaluations"},
+		"/namespaces/apps/ofrep/v2/evaluate/flags":  {Verb: "post"},
+		"/namespaces/Bad_NS/ofrep/v1/events":        {Verb: "post"},
+		"/namespaces/apps/ofrep/v1/evaluate/flags/": {Verb: "post"},
+	} {
+		info, err := r.NewRequestInfo(httptest.NewRequest("POST", path, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.IsResourceRequest != want.IsResourceRequest || info.Verb != want.Verb || info.APIGroup != want.APIGroup ||
+			info.APIVersion != want.APIVersion || info.Namespace != want.Namespace || info.Resource != want.Resource ||
+			info.Subresource != want.Subresource || info.Name != want.Name {
+			t.Errorf("%s: %+v, want %+v", path, *info, want)
+		}
+	}
+	if !IsLongRunning(httptest.NewRequest("GET", "/namespaces/apps/ofrep/v1/events", nil)) ||
+		IsLongRunning(httptest.NewRequest("POST", "/namespaces/apps/ofrep/v1/evaluate/flags", nil)) {
+		t.Error("only the event stream is long-running")
+	}
+}
+
+func TestEventStream(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
+	changes := &Changes{server: "s1", clock: clk, namespaces: map[string]*namespaceChanges{}}
+	srv := httptest.NewServer(NewHandler(newFake(), changes, http.NotFoundHandler()))
+	defer srv.Close()
+	changes.Notify("apps") // before anyone listens: id s1.1
+
+	open := func(lastEventID string) (*bufio.Reader, func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/namespaces/apps/ofrep/v1/events", nil)
+		if lastEventID != "" {
+			req.Header.Set("Last-Event-ID", lastEventID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		return bufio.NewReader(resp.Body), func() { cancel(); resp.Body.Close() }
+	}
+	// readEvent reads one event (skipping keep-alive comments).
+	readEvent := func(r *bufio.Reader) (id string, data refetchEvent) {
+		t.Helper()
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("event stream ended: %v", err)
+			}
+			line = strings.TrimSuffix(line, "\n")
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				id = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "data: "):
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &data); err != nil {
+					t.Fatal(err)
+				}
+			case line == "" && id != "":
+				return id, data
+			}
+		}
+	}
+
+	// Up to date: nothing until the next change.
+	r, closeStream := open("s1.1")
+	waitSubscribers(t, changes, "apps", 1)
+	changes.Notify("other")
+	changes.Notify("apps")
+	id, ev := readEvent(r)
+	if id != "s1.2" || ev.Type != "refetchEvaluation" || ev.ETag != `"s1.2"` || ev.LastModified != 1_800_000_000 {
+		t.Errorf("event %q %+v, want id s1.2 refetchEvaluation", id, ev)
+	}
+	closeStream()
+
+	// Resuming from an id of another replica or an older sequence: told at once.
+	for _, last := range []string{"s1.1", "other-replica.9"} {
+		r, closeStream := open(last)
+		if id, _ := readEvent(r); id != "s1.2" {
+			t.Errorf("resume from %s: first event %q, want s1.2 at once", last, id)
+		}
+		closeStream()
+	}
+	waitSubscribers(t, changes, "apps", 0)
+}
+
+func waitSubscribers(t *testing.T, ch *Changes, namespace string, n int) {
+	t.Helper()
+	var got int
+	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		got = len(ch.namespace(namespace).subscribers)
+		return got == n, nil
+	})
+	if err != nil {
+		t.Fatalf("%d subscribers of %s, want %d", got, namespace, n)
+	}
+}
