@@ -1,0 +1,90 @@
+package standalone
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/klog/v2"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+)
+
+// EvaluatorsGroup is the group of application identities in standalone
+// mode: they may evaluate flags (flags/evaluate, evaluations, and OFREP,
+// which is authorized as those) in every namespace, and do nothing else.
+const EvaluatorsGroup = "flagpole:evaluators"
+
+// AppUser is the user of the application token written on first start.
+const AppUser = "flagpole-app"
+
+// TokensFile is the name, under the data directory, of the static token file
+// (upstream's CSV format: token,user,uid,"group1,group2"). Standalone mode
+// writes one application token into it on first start; an operator may add
+// lines, for example a user with no group (authenticated, allowed nothing).
+const TokensFile = "tokens.csv"
+
+// AppTokenFile holds the application token alone, for scripts and SDKs.
+const AppTokenFile = "app-token"
+
+// EnsureAppToken creates dir/tokens.csv and dir/app-token with a fresh random
+// token for AppUser in EvaluatorsGroup, unless tokens.csv exists. Both files
+// are readable by the owner only.
+func EnsureAppToken(dir string) (tokensFile string, err error) {
+	tokensFile = filepath.Join(dir, TokensFile)
+	if _, err := os.Stat(tokensFile); err == nil {
+		return tokensFile, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return "", err
+	}
+	token := base64.RawURLEncoding.EncodeToString(secret)
+	if err := os.WriteFile(filepath.Join(dir, AppTokenFile), []byte(token+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	line := fmt.Sprintf("%s,%s,%s,%q\n", token, AppUser, AppUser, EvaluatorsGroup)
+	if err := os.WriteFile(tokensFile, []byte(line), 0o600); err != nil {
+		return "", err
+	}
+	klog.InfoS("Standalone mode: application token written", "file", filepath.Join(dir, AppTokenFile), "user", AppUser, "group", EvaluatorsGroup)
+	return tokensFile, nil
+}
+
+// EvaluatorAuthorizer allows EvaluatorsGroup to create flags/evaluate and
+// evaluations in flagpole.dev, in any namespace, and has no opinion on
+// anything else (the next authorizer in the union denies it).
+var EvaluatorAuthorizer authorizer.Authorizer = authorizer.AuthorizerFunc(authorizeEvaluator)
+
+func authorizeEvaluator(_ context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
+	if a.GetUser() == nil || !a.IsResourceRequest() || a.GetVerb() != "create" || a.GetAPIGroup() != v1beta1.GroupName {
+		return authorizer.DecisionNoOpinion, "", nil
+	}
+	inGroup := false
+	for _, g := range a.GetUser().GetGroups() {
+		if g == EvaluatorsGroup {
+			inGroup = true
+			break
+		}
+	}
+	if !inGroup {
+		return authorizer.DecisionNoOpinion, "", nil
+	}
+	switch {
+	case a.GetResource() == "flags" && a.GetSubresource() == "evaluate",
+		a.GetResource() == "evaluations" && a.GetSubresource() == "":
+		return authorizer.DecisionAllow, "standalone evaluators may evaluate flags", nil
+	}
+	return authorizer.DecisionNoOpinion, "", nil
+}
