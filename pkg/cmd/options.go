@@ -66,7 +66,8 @@ type Options struct {
 	// Chosen by Complete, after flags are parsed.
 	embedEtcd bool
 	localAuth bool
-	pki       *standalone.PKI
+	// Loaded or created by Config, in standalone mode.
+	pki *standalone.PKI
 	// standaloneEnabledAdmission records --enable-admission-plugins given in
 	// standalone mode, where they cannot run.
 	standaloneEnabledAdmission []string
@@ -102,6 +103,8 @@ func NewOptions() *Options {
 	o.RecommendedOptions.ExtraAdmissionInitializers = o.admissionInitializers
 	// Empty means <data-dir>/certificates, resolved in Complete.
 	o.RecommendedOptions.SecureServing.ServerCert.CertDirectory = ""
+	// Unset means the mode's default, resolved in Complete.
+	o.RecommendedOptions.SecureServing.BindAddress = nil
 	return o
 }
 
@@ -149,6 +152,9 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs.StringSliceVar(&o.TLSSANs, "tls-san", o.TLSSANs,
 		"Extra DNS names or IP addresses for the self-issued serving certificate (e.g. <service>.<namespace>.svc).")
 	o.RecommendedOptions.AddFlags(fss.FlagSet("generic"))
+	fss.FlagSet("generic").Lookup("bind-address").Usage = "The IP address on which to listen for the --secure-port port. " +
+		"Default: 127.0.0.1 in standalone mode, whose self-issued serving certificate names only this host (add names with --tls-san); " +
+		"all interfaces in delegated mode. An unspecified address (0.0.0.0 or ::) means all interfaces and IP address families."
 	o.ServerRun.AddUniversalFlags(fss.FlagSet("server run"))
 	o.ComponentGlobalsRegistry.AddFlags(fss.FlagSet("compatibility"))
 	return fss
@@ -165,7 +171,9 @@ func inPod() bool {
 	return os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("KUBERNETES_SERVICE_PORT") != ""
 }
 
-// Complete chooses the mode from the parsed flags and fills in what it implies.
+// Complete chooses the mode from the parsed flags and fills in what it
+// implies. It writes nothing: files and processes are Config's business, after
+// Validate has passed.
 func (o *Options) Complete() error {
 	if err := o.ComponentGlobalsRegistry.Set(); err != nil {
 		return err
@@ -180,6 +188,14 @@ func (o *Options) Complete() error {
 		rec.CoreAPI.CoreAPIKubeconfigPath == "" &&
 		rec.Authentication.RemoteKubeConfigFile == "" &&
 		rec.Authorization.RemoteKubeConfigFile == ""
+	if rec.SecureServing.BindAddress == nil {
+		rec.SecureServing.BindAddress = netutils.ParseIPSloppy("0.0.0.0")
+		if o.localAuth {
+			// Standalone's serving certificate names only this host, and its
+			// admin kubeconfig points at 127.0.0.1.
+			rec.SecureServing.BindAddress = netutils.ParseIPSloppy("127.0.0.1")
+		}
+	}
 	if !o.localAuth {
 		return nil
 	}
@@ -197,17 +213,20 @@ func (o *Options) Complete() error {
 	rec.Authorization.RemoteKubeConfigFileOptional = true
 	rec.Authorization.AlwaysAllowGroups = []string{standalone.AdminGroup}
 
-	pki, err := standalone.EnsurePKI(filepath.Join(o.DataDir, "pki"), o.servingHosts())
-	if err != nil {
-		return fmt.Errorf("local PKI: %w", err)
-	}
-	o.pki = pki
-	rec.Authentication.ClientCert.ClientCA = pki.CACertFile()
+	// The files are created by Config; only their names are needed here.
+	pkiFiles := standalone.PKI{Dir: o.pkiDir()}
+	rec.Authentication.ClientCert.ClientCA = pkiFiles.CACertFile()
 	if keyCert := &rec.SecureServing.ServerCert.CertKey; keyCert.CertFile == "" && keyCert.KeyFile == "" {
-		keyCert.CertFile, keyCert.KeyFile = pki.ServingCertFile(), pki.ServingKeyFile()
+		keyCert.CertFile, keyCert.KeyFile = pkiFiles.ServingCertFile(), pkiFiles.ServingKeyFile()
 	}
 	return nil
 }
+
+// Where standalone mode keeps its state under --data-dir.
+func (o *Options) pkiDir() string         { return filepath.Join(o.DataDir, "pki") }
+func (o *Options) etcdDir() string        { return filepath.Join(o.DataDir, "etcd") }
+func (o *Options) etcdSocketDir() string  { return filepath.Join(o.DataDir, "run") }
+func (o *Options) kubeconfigPath() string { return filepath.Join(o.DataDir, "kubeconfig") }
 
 func (o *Options) servingHosts() []string {
 	hosts := []string{"localhost", "127.0.0.1", "::1"}
@@ -243,28 +262,55 @@ func (o *Options) Validate() error {
 	return utilerrors.NewAggregate(errs)
 }
 
-// Config builds the server configuration. In embedded mode it starts etcd,
-// and the caller owns the returned closer.
-func (o *Options) Config() (*flagpoleapiserver.Config, func(), error) {
-	closeEtcd := func() {}
-	if o.embedEtcd {
-		etcd, err := standalone.StartEtcd(filepath.Join(o.DataDir, "etcd"), o.ServerRun.StorageInitializationTimeout)
+// Config builds the server configuration from completed, validated options.
+// It does what standalone mode needs first: locks --data-dir, loads or
+// creates the local PKI and starts embedded etcd. The caller owns the returned
+// closer, which stops etcd and releases the lock; call it after the server
+// has drained.
+func (o *Options) Config() (cfg *flagpoleapiserver.Config, closer func(), err error) {
+	var closers []func()
+	closeAll := func() {
+		for _, c := range slices.Backward(closers) {
+			c()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+
+	if o.embedEtcd || o.localAuth {
+		unlock, err := standalone.LockDataDir(o.DataDir)
 		if err != nil {
 			return nil, nil, err
 		}
-		o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = []string{etcd.ClientURL}
-		closeEtcd = etcd.Close
+		closers = append(closers, unlock)
 	}
-	cfg, err := o.config()
-	if err != nil {
-		closeEtcd()
+	if o.localAuth {
+		if o.pki, err = standalone.EnsurePKI(o.pkiDir(), o.servingHosts()); err != nil {
+			return nil, nil, fmt.Errorf("local PKI: %w", err)
+		}
+	}
+	etcdOptions := *o.RecommendedOptions.Etcd
+	if o.embedEtcd {
+		etcd, err := standalone.StartEtcd(o.etcdDir(), o.etcdSocketDir(), o.ServerRun.StorageInitializationTimeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, etcd.Close)
+		etcdOptions.StorageConfig.Transport.ServerList = []string{etcd.ClientURL}
+	}
+	if cfg, err = o.config(&etcdOptions); err != nil {
 		return nil, nil, err
 	}
-	return cfg, closeEtcd, nil
+	return cfg, closeAll, nil
 }
 
-func (o *Options) config() (*flagpoleapiserver.Config, error) {
-	rec := o.RecommendedOptions
+// config applies the options, with etcd the storage to use.
+func (o *Options) config(etcd *genericoptions.EtcdOptions) (*flagpoleapiserver.Config, error) {
+	rec := *o.RecommendedOptions
+	rec.Etcd = etcd
 	if !o.localAuth {
 		var ips []net.IP
 		var names []string
@@ -329,19 +375,14 @@ func (o *Options) applyLocalAuthentication(c *genericapiserver.RecommendedConfig
 	return nil
 }
 
-// kubeconfigPath is where standalone mode writes the admin kubeconfig.
-func (o *Options) kubeconfigPath() string {
-	return filepath.Join(o.DataDir, "kubeconfig")
-}
-
 // Run serves until ctx is done, then drains in-flight requests and, in
 // embedded mode, stops etcd last.
 func (o *Options) Run(ctx context.Context) error {
-	cfg, closeEtcd, err := o.Config()
+	cfg, closer, err := o.Config()
 	if err != nil {
 		return err
 	}
-	defer closeEtcd()
+	defer closer()
 
 	server, err := cfg.Complete().New()
 	if err != nil {

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,5 +119,48 @@ func TestInPodNeedsExplicitStorage(t *testing.T) {
 	}
 	if !o.embedEtcd {
 		t.Error("--embedded-etcd must embed etcd inside a pod")
+	}
+}
+
+// Standalone's serving certificate names only this host: it listens on
+// 127.0.0.1 unless told otherwise. Delegated mode keeps upstream's default.
+func TestBindAddressDefault(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "127.0.0.1"},
+		{[]string{"--bind-address", "0.0.0.0"}, "0.0.0.0"},
+		{[]string{"--bind-address", "::"}, "::"},
+		{[]string{"--kubeconfig", "/k"}, "0.0.0.0"},
+		{[]string{"--kubeconfig", "/k", "--bind-address", "10.0.0.7"}, "10.0.0.7"},
+	} {
+		o := parse(t, append([]string{"--data-dir", t.TempDir()}, tc.args...)...)
+		if err := o.Complete(); err != nil {
+			t.Fatal(err)
+		}
+		if got := o.RecommendedOptions.SecureServing.BindAddress.String(); got != tc.want {
+			t.Errorf("%v: bind address %s, want %s", tc.args, got, tc.want)
+		}
+	}
+}
+
+// Complete and Validate only decide: invalid flags leave the data directory
+// untouched (no PKI, no etcd, no lock).
+func TestCompleteWritesNothing(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	dir := filepath.Join(t.TempDir(), "data")
+	o := parse(t, "--data-dir", dir, "--goaway-chance", "0.5")
+	if err := o.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err == nil {
+		t.Fatal("--goaway-chance 0.5 validated")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("data directory after Complete and a failed Validate: %v, want it not created", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/wait"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/rest"
 	netutils "k8s.io/utils/net"
@@ -82,33 +83,44 @@ func StartServer(t testing.TB, dataDir string, extraArgs ...string) *Server {
 	return s
 }
 
+// waitReady polls /readyz until it passes. The admin certificate appears
+// only once the server's Config has created the PKI, so the client is built
+// inside the poll.
 func (s *Server) waitReady(timeout time.Duration) error {
-	httpClient, err := rest.HTTPClientFor(s.AdminConfig)
-	if err != nil {
-		return err
-	}
-	deadline := time.Now().Add(timeout)
+	var httpClient *http.Client
 	var last string
-	for time.Now().Before(deadline) {
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		select {
 		case err := <-s.done:
 			s.done <- err
-			return fmt.Errorf("server exited before it was ready: %v", err)
+			return false, fmt.Errorf("server exited before it was ready: %v", err)
 		default:
 		}
-		resp, err := httpClient.Get(s.AdminConfig.Host + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
+		if httpClient == nil {
+			c, err := rest.HTTPClientFor(s.AdminConfig)
+			if err != nil {
+				last = err.Error()
+				return false, nil
 			}
-			last = resp.Status
-		} else {
-			last = err.Error()
+			httpClient = c
 		}
-		time.Sleep(100 * time.Millisecond)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.AdminConfig.Host+"/readyz", nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		resp.Body.Close()
+		last = resp.Status
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if wait.Interrupted(err) {
+		return fmt.Errorf("server not ready after %s: %s", timeout, last)
 	}
-	return fmt.Errorf("server not ready after %s: %s", timeout, last)
+	return err
 }
 
 // Stop shuts the server down (drain, then etcd) and waits for it to exit. It
