@@ -11,13 +11,13 @@ import (
 	basecompatibility "k8s.io/component-base/compatibility"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/component-base/term"
-	"k8s.io/component-base/version/verflag"
 )
 
 // NewCommand returns the flagpole-apiserver command; it serves until ctx is done.
 func NewCommand(ctx context.Context) *cobra.Command {
 	o := NewOptions()
 	logging := logsapi.NewLoggingConfiguration()
+	var printVersion versionFlag
 
 	cmd := &cobra.Command{
 		Use:   "flagpole-apiserver",
@@ -32,7 +32,9 @@ authentication and authorization are delegated to kube-apiserver, and storage
 is the etcd given by --etcd-servers.`,
 		SilenceUsage: true,
 		RunE: func(c *cobra.Command, _ []string) error {
-			verflag.PrintAndExitIfRequested()
+			if printed, err := printVersion.print(c.OutOrStdout()); printed {
+				return err
+			}
 			if err := logsapi.ValidateAndApply(logging, o.ComponentGlobalsRegistry.FeatureGateFor(basecompatibility.DefaultKubeComponent)); err != nil {
 				return err
 			}
@@ -55,7 +57,7 @@ is the etcd given by --etcd-servers.`,
 	cmd.SetContext(ctx)
 
 	fss := o.Flags()
-	verflag.AddFlags(fss.FlagSet("global"))
+	addVersionFlag(fss.FlagSet("global"), &printVersion)
 	logsapi.AddFlags(logging, fss.FlagSet("logging"))
 	fs := cmd.Flags()
 	for _, f := range fss.FlagSets {

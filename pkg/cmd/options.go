@@ -26,11 +26,9 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
-	"k8s.io/apiserver/pkg/util/compatibility"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	cliflag "k8s.io/component-base/cli/flag"
 	basecompatibility "k8s.io/component-base/compatibility"
-	"k8s.io/component-base/version"
 	"k8s.io/klog/v2"
 	netutils "k8s.io/utils/net"
 
@@ -42,6 +40,7 @@ import (
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 	generatedopenapi "github.com/flagpole-dev/flagpole/pkg/generated/openapi"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
+	"github.com/flagpole-dev/flagpole/pkg/version"
 )
 
 const (
@@ -83,7 +82,7 @@ func NewOptions() *Options {
 	// upstream code that reads it directly; a registry of our own, so that
 	// several servers can run in one test process.
 	utilruntime.Must(registry.Register(basecompatibility.DefaultKubeComponent,
-		compatibility.DefaultBuildEffectiveVersion(), utilfeature.DefaultMutableFeatureGate))
+		kubeEffectiveVersion(), utilfeature.DefaultMutableFeatureGate))
 
 	o := &Options{
 		RecommendedOptions: genericoptions.NewRecommendedOptions(
@@ -339,6 +338,7 @@ func (o *Options) config(etcd *genericoptions.EtcdOptions) (*flagpoleapiserver.C
 	if err := o.ServerRun.ApplyTo(&serverConfig.Config); err != nil {
 		return nil, err
 	}
+	serverConfig.EffectiveVersion = servedVersion{serverConfig.EffectiveVersion}
 	if err := rec.ApplyTo(serverConfig); err != nil {
 		return nil, err
 	}

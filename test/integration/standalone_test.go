@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilversion "k8s.io/apimachinery/pkg/util/version"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 
 	"github.com/flagpole-dev/flagpole/pkg/cmd"
@@ -249,5 +250,26 @@ func TestSecondServerOnSameDataDirFails(t *testing.T) {
 	createFlag(t, first.Client, "second-server", boolFlag("still-serving"))
 	if _, err := first.Client.FlagpoleV1beta1().Flags("second-server").List(context.Background(), metav1.ListOptions{}); err != nil {
 		t.Errorf("first server after the second one's attempt: %v", err)
+	}
+}
+
+// /version answers with Flagpole's own version, which kubectl version can
+// parse; the kube API machinery underneath still emulates Kubernetes 1.37.
+func TestVersionEndpoint(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	info, err := s.Client.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := utilversion.ParseSemantic(info.GitVersion)
+	if err != nil || strings.Contains(info.GitVersion, "master") {
+		t.Fatalf("gitVersion %q (%v), want Flagpole's semantic version", info.GitVersion, err)
+	}
+	if info.Major != strconv.Itoa(int(v.Major())) || info.Minor != strconv.Itoa(int(v.Minor())) {
+		t.Errorf("major.minor %s.%s, want those of %s", info.Major, info.Minor, info.GitVersion)
+	}
+	if info.EmulationMajor != "1" || info.EmulationMinor != "37" {
+		t.Errorf("emulation version %s.%s, want the kube component's 1.37", info.EmulationMajor, info.EmulationMinor)
 	}
 }
