@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -475,23 +476,22 @@ func getOK(cfg *rest.Config, path string) error {
 
 // waitFor polls check until it passes, the process exits, or time runs out.
 func waitFor(ctx context.Context, p *process, timeout time.Duration, check func() error) error {
-	deadline := time.Now().Add(timeout)
 	var last error
-	for time.Now().Before(deadline) {
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited: %v\n%s", p.name, p.err, p.tail())
+			return false, fmt.Errorf("%s exited: %v\n%s", p.name, p.err, p.tail())
 		}
-		if last = check(); last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	if p != nil {
+		last = check()
+		return last == nil, nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case !wait.Interrupted(err):
+		return err
+	case p != nil:
 		return fmt.Errorf("%s not ready within %s: %v\n%s", p.name, timeout, last, p.tail())
+	default:
+		return fmt.Errorf("not ready within %s: %v", timeout, last)
 	}
-	return fmt.Errorf("not ready within %s: %v", timeout, last)
 }

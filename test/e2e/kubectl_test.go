@@ -237,7 +237,10 @@ func TestClientset(t *testing.T) {
 	sawRed := false
 	for len(seen) == 0 || seen[len(seen)-1] != watch.Deleted {
 		select {
-		case ev := <-w.ResultChan():
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatalf("watch closed after events %v, before DELETED", seen)
+			}
 			seen = append(seen, ev.Type)
 			if f, ok := ev.Object.(*v1beta1.Flag); ok && ev.Type == watch.Modified && f.Spec.DefaultVariant == "red" {
 				sawRed = true

@@ -15,6 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -132,7 +133,7 @@ func TestPriorityAndFairness(t *testing.T) {
 	// Flagpole learns the new FlowSchema through its informer; burst until
 	// it rejects, within bounds.
 	var rejected, ok, other int
-	for round := 0; round < 40 && rejected == 0; round++ {
+	burst := func(context.Context) (bool, error) {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		start := make(chan struct{})
@@ -166,10 +167,10 @@ func TestPriorityAndFairness(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		if rejected == 0 {
-			time.Sleep(500 * time.Millisecond)
-		}
+		return rejected > 0, nil
 	}
+	// A timeout is not the verdict: the counters below are.
+	_ = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 60*time.Second, true, burst)
 	t.Logf("burst answers: %d ok, %d rejected with 429, %d other", ok, rejected, other)
 	if rejected == 0 {
 		t.Fatal("no request was rejected with 429: priority and fairness is not limiting Flagpole")
