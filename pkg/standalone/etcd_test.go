@@ -2,6 +2,7 @@ package standalone
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 )
 
 func putGet(t *testing.T, endpoint string) {
@@ -109,4 +111,32 @@ func TestLockDataDir(t *testing.T) {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 	unlock()
+}
+
+// A data directory whose member was created when embedded etcd listened on
+// loopback TCP (peer URL http://127.0.0.1:<port>) starts on the socket.
+func TestStartEtcdOnTCPEraDataDir(t *testing.T) {
+	dir := t.TempDir()
+	cfg := embed.NewConfig()
+	cfg.Name = "flagpole"
+	cfg.Dir = filepath.Join(dir, "etcd")
+	cfg.LogLevel = "warn"
+	loopback := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{loopback}, []url.URL{loopback}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{loopback}, []url.URL{loopback}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.ListenMetricsUrls = nil
+	old, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-old.Server.ReadyNotify()
+	old.Close()
+
+	e, err := StartEtcd(filepath.Join(dir, "etcd"), filepath.Join(dir, "run"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	putGet(t, e.ClientURL)
 }
