@@ -7,10 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/kube-openapi/pkg/common"
+	"k8s.io/kube-openapi/pkg/util"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/generated/openapi"
 )
 
@@ -37,6 +41,24 @@ func output() error {
 			}
 		}
 		schemaDefs[k] = v.Schema
+	}
+	// Definitions are keyed by model name (dev.flagpole.v1beta1.Flag), but
+	// applyconfiguration-gen looks root types up by their Go name
+	// (com.github.flagpole-dev....v1beta1.Flag); without an entry it writes an
+	// untyped schema and Extract* treats every list as atomic. References
+	// inside keep the model names, which stay defined.
+	scheme := runtime.NewScheme()
+	if err := v1beta1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	for _, t := range scheme.KnownTypes(v1beta1.SchemeGroupVersion) {
+		named, ok := reflect.New(t).Interface().(interface{ OpenAPIModelName() string })
+		if !ok {
+			continue
+		}
+		if def, ok := schemaDefs[named.OpenAPIModelName()]; ok {
+			schemaDefs[util.ToRESTFriendlyName(t.PkgPath()+"."+t.Name())] = def
+		}
 	}
 	data, err := json.Marshal(&spec.Swagger{
 		SwaggerProps: spec.SwaggerProps{

@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
@@ -18,12 +17,11 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
-	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
 	"github.com/flagpole-dev/flagpole/pkg/controllers/flagstatus"
-	"github.com/flagpole-dev/flagpole/pkg/evaluation"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 	evaluationregistry "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/evaluation"
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/expression"
 	flagstorage "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/flag"
 	flagoverridestorage "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/flagoverride"
 	segmentstorage "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/segment"
@@ -54,8 +52,6 @@ func init() {
 
 // ExtraConfig is Flagpole's own configuration beyond the generic server's.
 type ExtraConfig struct {
-	// Validation is passed to every strategy.
-	Validation validation.Options
 	// Informers watch Flagpole's own objects through the loopback client; the
 	// evaluator, the status controller and admission read from them. The
 	// server starts them once it serves.
@@ -85,24 +81,7 @@ type Server struct {
 
 // Complete fills in what the generic server derives from the rest.
 func (cfg *Config) Complete() CompletedConfig {
-	if cfg.ExtraConfig.Validation.CompileExpression == nil {
-		cfg.ExtraConfig.Validation.CompileExpression = CompileExpression
-	}
 	return CompletedConfig{&completedConfig{cfg.GenericConfig.Complete(), &cfg.ExtraConfig}}
-}
-
-// CompileExpression is the validation hook that compiles and cost-checks
-// every CEL expression on write with the flag engine's own compiler, so that
-// what the server accepts the engine can run.
-func CompileExpression(fldPath *field.Path, expr string, kind validation.ExpressionKind, stored bool) field.ErrorList {
-	k := evaluation.Predicate
-	if kind == validation.ExpressionBucketBy {
-		k = evaluation.BucketKey
-	}
-	if _, err := evaluation.CompileExpression(expr, k, stored); err != nil {
-		return field.ErrorList{field.Invalid(fldPath, expr, err.Error())}
-	}
-	return nil
 }
 
 // New builds the server and installs the flagpole.dev API group.
@@ -165,11 +144,11 @@ func (c completedConfig) New() (*Server, error) {
 
 func (c completedConfig) v1beta1Storage(evaluator *evaluationregistry.Evaluator) (map[string]rest.Storage, error) {
 	getter := c.GenericConfig.RESTOptionsGetter
-	flags, err := flagstorage.NewStorage(Scheme, getter, c.ExtraConfig.Validation)
+	flags, err := flagstorage.NewStorage(Scheme, getter, expression.Compile)
 	if err != nil {
 		return nil, err
 	}
-	segments, err := segmentstorage.NewREST(Scheme, getter, c.ExtraConfig.Validation)
+	segments, err := segmentstorage.NewREST(Scheme, getter, expression.Compile)
 	if err != nil {
 		return nil, err
 	}

@@ -6,11 +6,14 @@ import (
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1apply "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/client-go/util/retry"
 
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	applyv1beta1 "github.com/flagpole-dev/flagpole/pkg/generated/applyconfiguration/flagpole/v1beta1"
-	"k8s.io/client-go/util/retry"
 )
 
 func TestServerSideApply(t *testing.T) {
@@ -153,14 +156,31 @@ func TestStatusSubresource(t *testing.T) {
 		t.Errorf("invalid status: %v, want 422 at status.conditions[0].status", err)
 	}
 
-	// Server-side apply of status through the subresource.
-	applied, err := flags.ApplyStatus(ctx, applyv1beta1.Flag("f", "status").WithStatus(applyv1beta1.FlagStatus().WithObservedGeneration(2)),
+	// Server-side apply of status through the subresource, with a condition
+	// of a type the status controller never writes: only the apply can put
+	// it there, and the manager owns it.
+	applied, err := flags.ApplyStatus(ctx, applyv1beta1.Flag("f", "status").WithStatus(applyv1beta1.FlagStatus().WithConditions(
+		metav1apply.Condition().WithType("ExternallyReviewed").WithStatus(metav1.ConditionTrue).WithReason("Applied").
+			WithMessage("applied by status-tester").WithLastTransitionTime(metav1.Now()))),
 		metav1.ApplyOptions{FieldManager: "status-tester", Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if applied.Status.ObservedGeneration != 2 || applied.Spec.State != v1beta1.FlagStateDisabled {
-		t.Errorf("apply status: %+v / %s", applied.Status, applied.Spec.State)
+	c := meta.FindStatusCondition(applied.Status.Conditions, "ExternallyReviewed")
+	if c == nil || c.Reason != "Applied" || c.Message != "applied by status-tester" {
+		t.Errorf("applied condition missing: %+v", applied.Status.Conditions)
+	}
+	if meta.FindStatusCondition(applied.Status.Conditions, flagpole.FlagConditionReady) == nil || applied.Spec.State != v1beta1.FlagStateDisabled {
+		t.Errorf("apply of one condition changed what it does not own: %+v / %s", applied.Status.Conditions, applied.Spec.State)
+	}
+	var owns string
+	for _, mf := range applied.ManagedFields {
+		if mf.Manager == "status-tester" && mf.Subresource == "status" && mf.Operation == metav1.ManagedFieldsOperationApply && mf.FieldsV1 != nil {
+			owns = string(mf.FieldsV1.Raw)
+		}
+	}
+	if !strings.Contains(owns, `k:{\"type\":\"ExternallyReviewed\"}`) || strings.Contains(owns, `Ready`) || strings.Contains(owns, `f:spec`) {
+		t.Errorf("status-tester's apply of flags/status owns %s, want its condition only", owns)
 	}
 }
 

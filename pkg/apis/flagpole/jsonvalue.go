@@ -19,6 +19,7 @@ const MaxJSONDepth = 32
 var ErrNumberOutOfRange = errors.New("number is outside the range of a 64-bit float")
 
 // JSONValueInfo is what ScanJSONValue learned about a value.
+// +k8s:deepcopy-gen=false
 type JSONValueInfo struct {
 	// Depth is the deepest nesting of objects and arrays: 0 for a scalar.
 	Depth int

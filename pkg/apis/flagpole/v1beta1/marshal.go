@@ -3,8 +3,11 @@ package v1beta1
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"reflect"
 
 	cbor "k8s.io/apimachinery/pkg/runtime/serializer/cbor/direct"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 )
@@ -19,12 +22,46 @@ func (s JSON) MarshalJSON() ([]byte, error) {
 	return s.Raw, nil
 }
 
-// UnmarshalJSON keeps any JSON value as it was sent; null means no value.
+// UnmarshalJSON keeps any JSON value as it was sent; null means no value. A
+// number no float64 holds (1e400) is refused here, before anything else sees
+// the value: structured-merge-diff converts it during managed-fields work,
+// which runs before validation and panics on such a number. The error is a
+// *json.UnmarshalTypeError so that the decoder adds the field path and the
+// client gets a 400 naming the field.
 func (s *JSON) UnmarshalJSON(data []byte) error {
-	if len(data) > 0 && !bytes.Equal(data, jsonNull) {
-		s.Raw = append(s.Raw[0:0], data...)
+	if len(data) == 0 || bytes.Equal(data, jsonNull) {
+		return nil
 	}
+	if err := checkNumbers(data); err != nil {
+		return err
+	}
+	s.Raw = append(s.Raw[0:0], data...)
 	return nil
+}
+
+// checkNumbers refuses a value holding a number outside float64's range.
+func checkNumbers(raw []byte) error {
+	_, err := flagpole.ScanJSONValue(raw)
+	if errors.Is(err, flagpole.ErrNumberOutOfRange) {
+		return &json.UnmarshalTypeError{Value: "number (" + err.Error() + ")", Type: reflect.TypeFor[float64]()}
+	}
+	return err
+}
+
+// ToUnstructured gives the value in the form apimachinery's unstructured
+// converter and structured-merge-diff use (int64, float64, string, bool, maps
+// and slices), so that they never round-trip it through encoding/json
+// themselves. It cannot fail: a value that does not decode (only possible for
+// bytes set directly, never for decoded ones) is kept as its text.
+func (s JSON) ToUnstructured() interface{} {
+	if len(s.Raw) == 0 {
+		return nil
+	}
+	var v interface{}
+	if err := utiljson.Unmarshal(s.Raw, &v); err != nil {
+		return string(s.Raw)
+	}
+	return v
 }
 
 // MarshalCBOR transcodes the JSON value, for servers with CBOR serving enabled.
@@ -51,6 +88,10 @@ func (s *JSON) UnmarshalCBOR(data []byte) error {
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
+		return err
+	}
+	// A CBOR big integer becomes a JSON literal no float64 holds: refused as in UnmarshalJSON.
+	if err := checkNumbers(raw); err != nil {
 		return err
 	}
 	s.Raw = raw

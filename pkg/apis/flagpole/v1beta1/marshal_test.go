@@ -2,7 +2,11 @@ package v1beta1
 
 import (
 	"encoding/json"
+	"errors"
+	"reflect"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 )
@@ -67,5 +71,50 @@ func TestJSONCBORRoundTrip(t *testing.T) {
 	}
 	if string(out.Raw) != string(in.Raw) {
 		t.Errorf("CBOR round trip: %s != %s", out.Raw, in.Raw)
+	}
+}
+
+func TestJSONRefusesNumbersOutsideFloat64(t *testing.T) {
+	for _, value := range []string{`1e400`, `-1e400`, `1e309`, `{"a":1e400}`, `[1e400]`, `[1, {"b": [2, -1e400]}]`} {
+		var f FlagSpec
+		err := json.Unmarshal([]byte(`{"variants":[{"name":"v","value":`+value+`}]}`), &f)
+		var typeErr *json.UnmarshalTypeError
+		if !errors.As(err, &typeErr) || typeErr.Field != "variants.value" {
+			t.Errorf("%s: %v, want an UnmarshalTypeError at variants.value", value, err)
+		}
+	}
+	var v JSON
+	if err := json.Unmarshal([]byte(`[1e308, -1e-400, "1e400"]`), &v); err != nil {
+		t.Errorf("numbers float64 holds: %v", err)
+	}
+}
+
+func TestJSONToUnstructured(t *testing.T) {
+	for raw, want := range map[string]any{
+		`{"a":[1,1.5,"x",true,null]}`: map[string]any{"a": []any{int64(1), 1.5, "x", true, nil}},
+		`7`:                           int64(7),
+		`not json`:                    "not json",
+	} {
+		got := JSON{Raw: []byte(raw)}.ToUnstructured()
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %#v, want %#v", raw, got, want)
+		}
+	}
+	if got := (JSON{}).ToUnstructured(); got != nil {
+		t.Errorf("no value: %#v, want nil", got)
+	}
+	// The converter managed fields use takes this path and must not fail.
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&Variant{Name: "v", Value: JSON{Raw: []byte(`{"a":1}`)}})
+	if err != nil || !reflect.DeepEqual(u["value"], map[string]any{"a": int64(1)}) {
+		t.Errorf("unstructured variant: %v, %v", u, err)
+	}
+}
+
+func TestJSONCBORRefusesNumbersOutsideFloat64(t *testing.T) {
+	// A CBOR bignum (tag 2) of 2^1336 has 403 digits.
+	big := append([]byte{0xc2, 0x58, 0xa8, 0x01}, make([]byte, 0xa7)...)
+	var out JSON
+	if err := out.UnmarshalCBOR(big); err == nil {
+		t.Errorf("a CBOR bignum outside float64 decoded to %.40s", out.Raw)
 	}
 }

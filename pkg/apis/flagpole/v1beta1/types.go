@@ -66,8 +66,10 @@ type FlagSpec struct {
 	// YAML 1.1 reads them unquoted as booleans.
 	// +listType=map
 	// +listMapKey=name
+	// +patchMergeKey=name
+	// +patchStrategy=merge
 	// +required
-	Variants []Variant `json:"variants" protobuf:"bytes,4,rep,name=variants"`
+	Variants []Variant `json:"variants" patchStrategy:"merge" patchMergeKey:"name" protobuf:"bytes,4,rep,name=variants"`
 
 	// defaultVariant names the variant served when no rule matches. When it is
 	// empty, evaluation answers reason DEFAULT with no value and the caller's
@@ -175,8 +177,10 @@ type FlagStatus struct {
 	// (past spec.expiresAt).
 	// +listType=map
 	// +listMapKey=type
+	// +patchMergeKey=type
+	// +patchStrategy=merge
 	// +optional
-	Conditions []metav1.Condition `json:"conditions,omitempty" protobuf:"bytes,2,rep,name=conditions"`
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type" protobuf:"bytes,2,rep,name=conditions"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -240,6 +244,7 @@ type SegmentList struct {
 }
 
 // +genclient
+// +genclient:noStatus
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 
 // FlagOverride temporarily forces a flag to a variant, for everyone or for

@@ -21,7 +21,7 @@ const (
 // ValidateFlagOverride validates an override on create. Whether the variant
 // exists on the flag is checked by admission, which can see the flag.
 func ValidateFlagOverride(o *flagpole.FlagOverride) field.ErrorList {
-	allErrs := apimachineryvalidation.ValidateObjectMeta(&o.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
+	allErrs := validateObjectMetaOnCreate(&o.ObjectMeta, apimachineryvalidation.NameIsDNSSubdomain)
 	return append(allErrs, validateFlagOverrideSpec(&o.Spec, field.NewPath("spec"))...)
 }
 

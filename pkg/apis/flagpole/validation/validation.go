@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -18,20 +19,37 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 )
 
-// Size bounds. They keep one object well inside etcd's request limit and keep
-// the engine's per-flag work bounded; docs/api.md publishes them.
+// Size bounds. They keep the engine's per-flag work bounded, and the totals
+// keep what a spec may hold inside MaxObjectBytes; docs/api.md publishes them.
 const (
 	MaxDescriptionLength  = 1024
 	MaxOwnerLength        = 256
 	MaxVariants           = 100
 	MaxVariantNameLength  = 63
 	MaxVariantValueBytes  = 32 * 1024
+	MaxVariantValuesBytes = 512 * 1024 // all of a flag's variant values together
 	MaxRules              = 200
 	MaxSegmentsPerRule    = 16
 	MaxDistribution       = 100
 	MaxExpressionLength   = 4096
 	MaxSegmentKeys        = 10000
+	MaxSegmentKeysBytes   = 512 * 1024 // a segment's include and exclude keys together
 	MaxTargetingKeyLength = 256
+)
+
+// Stored-size bounds. etcd refuses a request over 1.5 MiB (its default
+// --max-request-bytes) and its client anything over 2 MiB, errors the store
+// reports as 500s; the field limits above can each hold and still add up to
+// more (100 rules of long expressions, values full of characters JSON
+// escapes), so the whole object is measured as stored.
+const (
+	// MaxObjectBytes bounds a whole object, as stored (JSON), after a write to
+	// the main resource.
+	MaxObjectBytes = 1024 * 1024
+	// StatusHeadroomBytes is what a status write may add beyond
+	// MaxObjectBytes, so that a spec written up to the limit still gets its
+	// status. The sum stays under etcd's 1.5 MiB.
+	StatusHeadroomBytes = 128 * 1024
 )
 
 var variantNameRegexp = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$`)
@@ -52,29 +70,39 @@ const (
 	ExpressionSegmentWhen ExpressionKind = "SegmentWhen"
 )
 
-// Options carries what validation needs beyond the objects themselves.
-type Options struct {
-	// CompileExpression compiles and cost-checks one CEL expression. stored is
-	// true when the same expression is already stored at the same path, so it
-	// may be checked leniently (a tightened limit must not strand old objects).
-	// Nil checks only the expression's length.
-	CompileExpression func(fldPath *field.Path, expr string, kind ExpressionKind, stored bool) field.ErrorList
-}
+// CompileFunc compiles and cost-checks one CEL expression. stored is true
+// when the same expression is already stored at the same path, so it may be
+// checked leniently (a tightened limit must not strand old objects).
+// Validation of flags and segments requires one: this package cannot import
+// the engine, so the registry passes the engine's compiler in.
+type CompileFunc func(fldPath *field.Path, expr string, kind ExpressionKind, stored bool) field.ErrorList
 
 // ValidateFlagName is the name check for flags: the flag key is a DNS subdomain.
 var ValidateFlagName = apimachineryvalidation.NameIsDNSSubdomain
 
 // ValidateFlag validates a flag on create.
-func ValidateFlag(f *flagpole.Flag, opts Options) field.ErrorList {
-	allErrs := apimachineryvalidation.ValidateObjectMeta(&f.ObjectMeta, true, ValidateFlagName, field.NewPath("metadata"))
-	allErrs = append(allErrs, validateFlagSpec(&f.Spec, nil, opts, field.NewPath("spec"))...)
+func ValidateFlag(f *flagpole.Flag, compile CompileFunc) field.ErrorList {
+	allErrs := validateObjectMetaOnCreate(&f.ObjectMeta, ValidateFlagName)
+	allErrs = append(allErrs, validateFlagSpec(&f.Spec, nil, compile, field.NewPath("spec"))...)
+	return allErrs
+}
+
+// validateObjectMetaOnCreate is upstream's metadata validation plus a check
+// upstream leaves to storage, which answers a resourceVersion set on create
+// with a 500.
+func validateObjectMetaOnCreate(meta *metav1.ObjectMeta, nameFn apimachineryvalidation.ValidateNameFunc) field.ErrorList {
+	fldPath := field.NewPath("metadata")
+	allErrs := apimachineryvalidation.ValidateObjectMeta(meta, true, nameFn, fldPath)
+	if meta.ResourceVersion != "" {
+		allErrs = append(allErrs, field.Forbidden(fldPath.Child("resourceVersion"), "must not be set on create: the server assigns it"))
+	}
 	return allErrs
 }
 
 // ValidateFlagUpdate validates a flag on update of its main resource.
-func ValidateFlagUpdate(f, old *flagpole.Flag, opts Options) field.ErrorList {
+func ValidateFlagUpdate(f, old *flagpole.Flag, compile CompileFunc) field.ErrorList {
 	allErrs := apimachineryvalidation.ValidateObjectMetaUpdate(&f.ObjectMeta, &old.ObjectMeta, field.NewPath("metadata"))
-	allErrs = append(allErrs, validateFlagSpec(&f.Spec, &old.Spec, opts, field.NewPath("spec"))...)
+	allErrs = append(allErrs, validateFlagSpec(&f.Spec, &old.Spec, compile, field.NewPath("spec"))...)
 	return allErrs
 }
 
@@ -87,7 +115,7 @@ func ValidateFlagStatusUpdate(f, old *flagpole.Flag) field.ErrorList {
 	return allErrs
 }
 
-func validateFlagSpec(spec, old *flagpole.FlagSpec, opts Options, fldPath *field.Path) field.ErrorList {
+func validateFlagSpec(spec, old *flagpole.FlagSpec, compile CompileFunc, fldPath *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
 	allErrs = append(allErrs, validateMaxLength(spec.Description, MaxDescriptionLength, fldPath.Child("description"))...)
 	allErrs = append(allErrs, validateMaxLength(spec.Owner, MaxOwnerLength, fldPath.Child("owner"))...)
@@ -116,7 +144,9 @@ func validateFlagSpec(spec, old *flagpole.FlagSpec, opts Options, fldPath *field
 	case len(spec.Variants) > MaxVariants:
 		allErrs = append(allErrs, field.TooMany(variantsPath, len(spec.Variants), MaxVariants))
 	}
+	valuesBytes := 0
 	for i, v := range spec.Variants {
+		valuesBytes += len(v.Value.Raw)
 		idxPath := variantsPath.Index(i)
 		namePath := idxPath.Child("name")
 		if errs := validateVariantName(v.Name, namePath); len(errs) > 0 {
@@ -130,11 +160,16 @@ func validateFlagSpec(spec, old *flagpole.FlagSpec, opts Options, fldPath *field
 		}
 	}
 
+	if valuesBytes > MaxVariantValuesBytes {
+		allErrs = append(allErrs, field.Invalid(variantsPath, fmt.Sprintf("<values of %d bytes>", valuesBytes),
+			fmt.Sprintf("the variant values together may take at most %d bytes", MaxVariantValuesBytes)))
+	}
+
 	if spec.DefaultVariant != "" {
 		allErrs = append(allErrs, validateVariantRef(spec.DefaultVariant, variants, fldPath.Child("defaultVariant"))...)
 	}
 
-	allErrs = append(allErrs, validateRules(spec.Rules, oldRules(old), variants, opts, fldPath.Child("rules"))...)
+	allErrs = append(allErrs, validateRules(spec.Rules, oldRules(old), variants, compile, fldPath.Child("rules"))...)
 	return allErrs
 }
 
@@ -145,7 +180,7 @@ func oldRules(old *flagpole.FlagSpec) []flagpole.Rule {
 	return old.Rules
 }
 
-func validateRules(rules, old []flagpole.Rule, variants sets.Set[string], opts Options, fldPath *field.Path) field.ErrorList {
+func validateRules(rules, old []flagpole.Rule, variants sets.Set[string], compile CompileFunc, fldPath *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
 	if len(rules) > MaxRules {
 		allErrs = append(allErrs, field.TooMany(fldPath, len(rules), MaxRules))
@@ -184,7 +219,7 @@ func validateRules(rules, old []flagpole.Rule, variants sets.Set[string], opts O
 		}
 
 		if r.When != "" {
-			allErrs = append(allErrs, validateExpression(r.When, ExpressionRuleWhen, storedWhen.Has(r.Name+"\x00"+r.When), opts, idxPath.Child("when"))...)
+			allErrs = append(allErrs, validateExpression(r.When, ExpressionRuleWhen, storedWhen.Has(r.Name+"\x00"+r.When), compile, idxPath.Child("when"))...)
 		}
 
 		switch {
@@ -198,7 +233,7 @@ func validateRules(rules, old []flagpole.Rule, variants sets.Set[string], opts O
 			rolloutPath := idxPath.Child("rollout")
 			if r.Rollout.BucketBy != "" {
 				stored := storedBucketBy.Has(r.Name + "\x00" + r.Rollout.BucketBy)
-				allErrs = append(allErrs, validateExpression(r.Rollout.BucketBy, ExpressionBucketBy, stored, opts, rolloutPath.Child("bucketBy"))...)
+				allErrs = append(allErrs, validateExpression(r.Rollout.BucketBy, ExpressionBucketBy, stored, compile, rolloutPath.Child("bucketBy"))...)
 			}
 			allErrs = append(allErrs, validateDistribution(r.Rollout.Distribution, variants, rolloutPath.Child("distribution"))...)
 		}
@@ -278,6 +313,17 @@ func validateVariantValue(v flagpole.JSON, t flagpole.FlagType, fldPath *field.P
 	if !json.Valid(raw) {
 		return field.ErrorList{field.Invalid(fldPath, string(raw), "must be a JSON value")}
 	}
+	// Decoding refuses out-of-range numbers already; this also covers values
+	// that reached the server another way, and bounds nesting, which upstream
+	// allows up to 10,000 levels: 20 KB nested that deep printed as 399 MB.
+	info, err := flagpole.ScanJSONValue(raw)
+	if err != nil {
+		return field.ErrorList{field.Invalid(fldPath, string(raw), err.Error())}
+	}
+	if info.Depth > flagpole.MaxJSONDepth {
+		return field.ErrorList{field.Invalid(fldPath, fmt.Sprintf("<value nested %d levels deep>", info.Depth),
+			fmt.Sprintf("objects and arrays may nest at most %d levels deep", flagpole.MaxJSONDepth))}
+	}
 	got := jsonKind(raw)
 	var want string
 	switch t {
@@ -322,14 +368,11 @@ func jsonKind(raw []byte) string {
 	}
 }
 
-func validateExpression(expr string, kind ExpressionKind, stored bool, opts Options, fldPath *field.Path) field.ErrorList {
+func validateExpression(expr string, kind ExpressionKind, stored bool, compile CompileFunc, fldPath *field.Path) field.ErrorList {
 	if len(expr) > MaxExpressionLength {
 		return field.ErrorList{field.TooLong(fldPath, "", MaxExpressionLength)}
 	}
-	if opts.CompileExpression == nil {
-		return nil
-	}
-	return opts.CompileExpression(fldPath, expr, kind, stored)
+	return compile(fldPath, expr, kind, stored)
 }
 
 func validateMaxLength(s string, max int, fldPath *field.Path) field.ErrorList {
@@ -340,28 +383,39 @@ func validateMaxLength(s string, max int, fldPath *field.Path) field.ErrorList {
 }
 
 // ValidateSegment validates a segment on create.
-func ValidateSegment(s *flagpole.Segment, opts Options) field.ErrorList {
-	allErrs := apimachineryvalidation.ValidateObjectMeta(&s.ObjectMeta, true, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
-	allErrs = append(allErrs, validateSegmentSpec(&s.Spec, nil, opts, field.NewPath("spec"))...)
+func ValidateSegment(s *flagpole.Segment, compile CompileFunc) field.ErrorList {
+	allErrs := validateObjectMetaOnCreate(&s.ObjectMeta, apimachineryvalidation.NameIsDNSSubdomain)
+	allErrs = append(allErrs, validateSegmentSpec(&s.Spec, nil, compile, field.NewPath("spec"))...)
 	return allErrs
 }
 
 // ValidateSegmentUpdate validates a segment on update.
-func ValidateSegmentUpdate(s, old *flagpole.Segment, opts Options) field.ErrorList {
+func ValidateSegmentUpdate(s, old *flagpole.Segment, compile CompileFunc) field.ErrorList {
 	allErrs := apimachineryvalidation.ValidateObjectMetaUpdate(&s.ObjectMeta, &old.ObjectMeta, field.NewPath("metadata"))
-	allErrs = append(allErrs, validateSegmentSpec(&s.Spec, &old.Spec, opts, field.NewPath("spec"))...)
+	allErrs = append(allErrs, validateSegmentSpec(&s.Spec, &old.Spec, compile, field.NewPath("spec"))...)
 	return allErrs
 }
 
-func validateSegmentSpec(spec, old *flagpole.SegmentSpec, opts Options, fldPath *field.Path) field.ErrorList {
+func validateSegmentSpec(spec, old *flagpole.SegmentSpec, compile CompileFunc, fldPath *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
 	allErrs = append(allErrs, validateMaxLength(spec.Description, MaxDescriptionLength, fldPath.Child("description"))...)
 	if spec.When != "" {
 		stored := old != nil && old.When == spec.When
-		allErrs = append(allErrs, validateExpression(spec.When, ExpressionSegmentWhen, stored, opts, fldPath.Child("when"))...)
+		allErrs = append(allErrs, validateExpression(spec.When, ExpressionSegmentWhen, stored, compile, fldPath.Child("when"))...)
 	}
 	if n := len(spec.Include) + len(spec.Exclude); n > MaxSegmentKeys {
 		allErrs = append(allErrs, field.Invalid(fldPath.Child("include"), n, fmt.Sprintf("include and exclude together may list at most %d targeting keys", MaxSegmentKeys)))
+	}
+	keysBytes := 0
+	for _, k := range spec.Include {
+		keysBytes += len(k)
+	}
+	for _, k := range spec.Exclude {
+		keysBytes += len(k)
+	}
+	if keysBytes > MaxSegmentKeysBytes {
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("include"), fmt.Sprintf("<keys of %d bytes>", keysBytes),
+			fmt.Sprintf("the targeting keys of include and exclude together may take at most %d bytes", MaxSegmentKeysBytes)))
 	}
 	allErrs = append(allErrs, validateTargetingKeys(spec.Include, fldPath.Child("include"))...)
 	allErrs = append(allErrs, validateTargetingKeys(spec.Exclude, fldPath.Child("exclude"))...)

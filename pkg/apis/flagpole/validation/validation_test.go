@@ -11,6 +11,10 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 )
 
+// acceptAll stands in for the engine's compiler, which this package cannot
+// import; the registry's strategy tests run the real one.
+func acceptAll(*field.Path, string, ExpressionKind, bool) field.ErrorList { return nil }
+
 func validFlag() *flagpole.Flag {
 	return &flagpole.Flag{
 		ObjectMeta: metav1.ObjectMeta{Name: "new-checkout", Namespace: "default"},
@@ -180,12 +184,38 @@ func TestValidateFlag(t *testing.T) {
 			want: map[string]string{"FieldValueTooLong spec.rules[0].when": ""}},
 		{name: "description too long", mutate: func(f *flagpole.Flag) { f.Spec.Description = strings.Repeat("x", MaxDescriptionLength+1) },
 			want: map[string]string{"FieldValueTooLong spec.description": ""}},
+		{name: "resourceVersion on create", mutate: func(f *flagpole.Flag) { f.ResourceVersion = "5" },
+			want: map[string]string{"FieldValueForbidden metadata.resourceVersion": "must not be set on create"}},
+		{name: "value nested too deep", mutate: func(f *flagpole.Flag) {
+			f.Spec.Type = flagpole.FlagTypeObject
+			deep := strings.Repeat("[", flagpole.MaxJSONDepth+1) + strings.Repeat("]", flagpole.MaxJSONDepth+1)
+			f.Spec.Variants = []flagpole.Variant{{Name: "on", Value: flagpole.JSON{Raw: []byte(deep)}}, {Name: "off", Value: flagpole.JSON{Raw: []byte("{}")}}}
+		}, want: map[string]string{"FieldValueInvalid spec.variants[0].value": fmt.Sprintf("at most %d levels", flagpole.MaxJSONDepth)}},
+		{name: "value at the depth limit", mutate: func(f *flagpole.Flag) {
+			f.Spec.Type = flagpole.FlagTypeObject
+			deep := strings.Repeat("[", flagpole.MaxJSONDepth) + strings.Repeat("]", flagpole.MaxJSONDepth)
+			f.Spec.Variants = []flagpole.Variant{{Name: "on", Value: flagpole.JSON{Raw: []byte(deep)}}, {Name: "off", Value: flagpole.JSON{Raw: []byte("{}")}}}
+		}},
+		{name: "number outside float64", mutate: func(f *flagpole.Flag) {
+			f.Spec.Type = flagpole.FlagTypeNumber
+			f.Spec.Variants = []flagpole.Variant{{Name: "on", Value: flagpole.JSON{Raw: []byte("1e400")}}, {Name: "off", Value: flagpole.JSON{Raw: []byte("0")}}}
+		}, want: map[string]string{"FieldValueInvalid spec.variants[0].value": "outside the range"}},
+		{name: "values too large together", mutate: func(f *flagpole.Flag) {
+			f.Spec.Type = flagpole.FlagTypeString
+			f.Spec.Variants = nil
+			value := []byte(`"` + strings.Repeat("x", MaxVariantValueBytes-2) + `"`)
+			for i := 0; i <= MaxVariantValuesBytes/MaxVariantValueBytes; i++ {
+				f.Spec.Variants = append(f.Spec.Variants, flagpole.Variant{Name: fmt.Sprint("v", i), Value: flagpole.JSON{Raw: value}})
+			}
+			f.Spec.DefaultVariant = "v0"
+			f.Spec.Rules = nil
+		}, want: map[string]string{"FieldValueInvalid spec.variants": fmt.Sprintf("at most %d bytes", MaxVariantValuesBytes)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := validFlag()
 			tc.mutate(f)
-			expectErrors(t, ValidateFlag(f, Options{}), tc.want)
+			expectErrors(t, ValidateFlag(f, acceptAll), tc.want)
 		})
 	}
 }
@@ -195,12 +225,12 @@ func TestValidateFlagUpdate(t *testing.T) {
 	old.ResourceVersion = "1"
 	f := old.DeepCopy()
 	f.Spec.State = flagpole.FlagStateDisabled
-	expectErrors(t, ValidateFlagUpdate(f, old, Options{}), nil)
+	expectErrors(t, ValidateFlagUpdate(f, old, acceptAll), nil)
 
 	f = old.DeepCopy()
 	f.Name = "other"
 	f.Spec.DefaultVariant = "nope"
-	expectErrors(t, ValidateFlagUpdate(f, old, Options{}), map[string]string{
+	expectErrors(t, ValidateFlagUpdate(f, old, acceptAll), map[string]string{
 		"FieldValueInvalid metadata.name":       "immutable",
 		"FieldValueInvalid spec.defaultVariant": "must name one of",
 	})
@@ -215,20 +245,20 @@ func TestExpressionHook(t *testing.T) {
 		stored bool
 	}
 	var calls []call
-	opts := Options{CompileExpression: func(p *field.Path, expr string, kind ExpressionKind, stored bool) field.ErrorList {
+	compile := func(p *field.Path, expr string, kind ExpressionKind, stored bool) field.ErrorList {
 		calls = append(calls, call{p.String(), kind, stored})
 		if expr == "bad" {
 			return field.ErrorList{field.Invalid(p, expr, "does not compile")}
 		}
 		return nil
-	}}
+	}
 
 	old := validFlag()
 	old.ResourceVersion = "1"
 	old.Spec.Rules[1].Rollout.BucketBy = "context.org"
 	f := old.DeepCopy()
 	f.Spec.Rules[0].When = "bad"
-	errs := ValidateFlagUpdate(f, old, opts)
+	errs := ValidateFlagUpdate(f, old, compile)
 	expectErrors(t, errs, map[string]string{"FieldValueInvalid spec.rules[0].when": "does not compile"})
 	want := []call{
 		{"spec.rules[0].when", ExpressionRuleWhen, false},
@@ -240,7 +270,7 @@ func TestExpressionHook(t *testing.T) {
 
 	calls = nil
 	seg := &flagpole.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "default", ResourceVersion: "1"}, Spec: flagpole.SegmentSpec{When: "true"}}
-	expectErrors(t, ValidateSegmentUpdate(seg, seg.DeepCopy(), opts), nil)
+	expectErrors(t, ValidateSegmentUpdate(seg, seg.DeepCopy(), compile), nil)
 	if want := []call{{"spec.when", ExpressionSegmentWhen, true}}; fmt.Sprint(calls) != fmt.Sprint(want) {
 		t.Errorf("calls = %v, want %v", calls, want)
 	}
@@ -290,6 +320,14 @@ func TestValidateSegment(t *testing.T) {
 				s.Spec.Include[i] = fmt.Sprint(i)
 			}
 		}, want: map[string]string{"FieldValueInvalid spec.include": "at most 10000"}},
+		{name: "keys too large together", mutate: func(s *flagpole.Segment) {
+			s.Spec.Include = make([]string, MaxSegmentKeysBytes/MaxTargetingKeyLength+1)
+			for i := range s.Spec.Include {
+				s.Spec.Include[i] = fmt.Sprintf("%05d", i) + strings.Repeat("k", MaxTargetingKeyLength-5)
+			}
+		}, want: map[string]string{"FieldValueInvalid spec.include": fmt.Sprintf("at most %d bytes", MaxSegmentKeysBytes)}},
+		{name: "resourceVersion on create", mutate: func(s *flagpole.Segment) { s.ResourceVersion = "abc" },
+			want: map[string]string{"FieldValueForbidden metadata.resourceVersion": ""}},
 		{name: "when too long", mutate: func(s *flagpole.Segment) { s.Spec.When = strings.Repeat("x", MaxExpressionLength+1) },
 			want: map[string]string{"FieldValueTooLong spec.when": ""}},
 	}
@@ -297,7 +335,7 @@ func TestValidateSegment(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := valid()
 			tc.mutate(s)
-			expectErrors(t, ValidateSegment(s, Options{}), tc.want)
+			expectErrors(t, ValidateSegment(s, acceptAll), tc.want)
 		})
 	}
 }

@@ -40,26 +40,142 @@ var parserOnce sync.Once
 var parser *typed.Parser
 var schemaYAML = typed.YAMLObject(`types:
 - name: com.github.flagpole-dev.flagpole.pkg.apis.flagpole.v1beta1.Flag
-  scalar: untyped
-  list:
-    elementType:
-      namedType: __untyped_atomic_
-    elementRelationship: atomic
   map:
-    elementType:
-      namedType: __untyped_deduced_
-    elementRelationship: separable
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+    - name: kind
+      type:
+        scalar: string
+    - name: metadata
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta
+      default: {}
+    - name: spec
+      type:
+        namedType: dev.flagpole.v1beta1.FlagSpec
+      default: {}
+    - name: status
+      type:
+        namedType: dev.flagpole.v1beta1.FlagStatus
+      default: {}
 - name: com.github.flagpole-dev.flagpole.pkg.apis.flagpole.v1beta1.FlagOverride
-  scalar: untyped
-  list:
-    elementType:
-      namedType: __untyped_atomic_
-    elementRelationship: atomic
   map:
-    elementType:
-      namedType: __untyped_deduced_
-    elementRelationship: separable
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+    - name: kind
+      type:
+        scalar: string
+    - name: metadata
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta
+      default: {}
+    - name: spec
+      type:
+        namedType: dev.flagpole.v1beta1.FlagOverrideSpec
+      default: {}
+    - name: status
+      type:
+        namedType: dev.flagpole.v1beta1.FlagOverrideStatus
+      default: {}
 - name: com.github.flagpole-dev.flagpole.pkg.apis.flagpole.v1beta1.Segment
+  map:
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+    - name: kind
+      type:
+        scalar: string
+    - name: metadata
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta
+      default: {}
+    - name: spec
+      type:
+        namedType: dev.flagpole.v1beta1.SegmentSpec
+      default: {}
+- name: dev.flagpole.v1beta1.FlagOverrideSpec
+  map:
+    fields:
+    - name: flag
+      type:
+        scalar: string
+      default: ""
+    - name: targetingKeys
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: ttl
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+    - name: variant
+      type:
+        scalar: string
+      default: ""
+- name: dev.flagpole.v1beta1.FlagOverrideStatus
+  map:
+    fields:
+    - name: expiresAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+- name: dev.flagpole.v1beta1.FlagSpec
+  map:
+    fields:
+    - name: defaultVariant
+      type:
+        scalar: string
+    - name: description
+      type:
+        scalar: string
+    - name: expiresAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: owner
+      type:
+        scalar: string
+    - name: rules
+      type:
+        list:
+          elementType:
+            namedType: dev.flagpole.v1beta1.Rule
+          elementRelationship: atomic
+    - name: state
+      type:
+        scalar: string
+      default: Enabled
+    - name: type
+      type:
+        scalar: string
+      default: ""
+    - name: variants
+      type:
+        list:
+          elementType:
+            namedType: dev.flagpole.v1beta1.Variant
+          elementRelationship: associative
+          keys:
+          - name
+- name: dev.flagpole.v1beta1.FlagStatus
+  map:
+    fields:
+    - name: conditions
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Condition
+          elementRelationship: associative
+          keys:
+          - type
+    - name: observedGeneration
+      type:
+        scalar: numeric
+- name: dev.flagpole.v1beta1.JSON
   scalar: untyped
   list:
     elementType:
@@ -69,6 +185,236 @@ var schemaYAML = typed.YAMLObject(`types:
     elementType:
       namedType: __untyped_deduced_
     elementRelationship: separable
+- name: dev.flagpole.v1beta1.Rollout
+  map:
+    fields:
+    - name: bucketBy
+      type:
+        scalar: string
+    - name: distribution
+      type:
+        list:
+          elementType:
+            namedType: dev.flagpole.v1beta1.WeightedVariant
+          elementRelationship: atomic
+- name: dev.flagpole.v1beta1.Rule
+  map:
+    fields:
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: rollout
+      type:
+        namedType: dev.flagpole.v1beta1.Rollout
+    - name: segments
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: variant
+      type:
+        scalar: string
+    - name: when
+      type:
+        scalar: string
+- name: dev.flagpole.v1beta1.SegmentSpec
+  map:
+    fields:
+    - name: description
+      type:
+        scalar: string
+    - name: exclude
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: include
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: when
+      type:
+        scalar: string
+- name: dev.flagpole.v1beta1.Variant
+  map:
+    fields:
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: value
+      type:
+        namedType: dev.flagpole.v1beta1.JSON
+- name: dev.flagpole.v1beta1.WeightedVariant
+  map:
+    fields:
+    - name: variant
+      type:
+        scalar: string
+      default: ""
+    - name: weight
+      type:
+        scalar: numeric
+      default: 0
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.Condition
+  map:
+    fields:
+    - name: lastTransitionTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: message
+      type:
+        scalar: string
+      default: ""
+    - name: observedGeneration
+      type:
+        scalar: numeric
+    - name: reason
+      type:
+        scalar: string
+      default: ""
+    - name: status
+      type:
+        scalar: string
+      default: ""
+    - name: type
+      type:
+        scalar: string
+      default: ""
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+  scalar: string
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1
+  map:
+    elementType:
+      scalar: untyped
+      list:
+        elementType:
+          namedType: __untyped_atomic_
+        elementRelationship: atomic
+      map:
+        elementType:
+          namedType: __untyped_deduced_
+        elementRelationship: separable
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry
+  map:
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+    - name: fieldsType
+      type:
+        scalar: string
+    - name: fieldsV1
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1
+    - name: manager
+      type:
+        scalar: string
+    - name: operation
+      type:
+        scalar: string
+    - name: subresource
+      type:
+        scalar: string
+    - name: time
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta
+  map:
+    fields:
+    - name: annotations
+      type:
+        map:
+          elementType:
+            scalar: string
+    - name: creationTimestamp
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: deletionGracePeriodSeconds
+      type:
+        scalar: numeric
+    - name: deletionTimestamp
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: finalizers
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: generateName
+      type:
+        scalar: string
+    - name: generation
+      type:
+        scalar: numeric
+    - name: labels
+      type:
+        map:
+          elementType:
+            scalar: string
+    - name: managedFields
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry
+          elementRelationship: atomic
+    - name: name
+      type:
+        scalar: string
+    - name: namespace
+      type:
+        scalar: string
+    - name: ownerReferences
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference
+          elementRelationship: associative
+          keys:
+          - uid
+    - name: resourceVersion
+      type:
+        scalar: string
+    - name: selfLink
+      type:
+        scalar: string
+    - name: uid
+      type:
+        scalar: string
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference
+  map:
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+      default: ""
+    - name: blockOwnerDeletion
+      type:
+        scalar: boolean
+    - name: controller
+      type:
+        scalar: boolean
+    - name: kind
+      type:
+        scalar: string
+      default: ""
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: uid
+      type:
+        scalar: string
+      default: ""
+    elementRelationship: atomic
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+  scalar: untyped
 - name: __untyped_atomic_
   scalar: untyped
   list:

@@ -2,6 +2,7 @@ package flag
 
 import (
 	"context"
+	"errors"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/table"
 )
 
@@ -23,7 +25,7 @@ type Storage struct {
 
 // REST serves flags.
 type REST struct {
-	*genericregistry.Store
+	guard.Store
 }
 
 var (
@@ -37,9 +39,13 @@ func (*REST) ShortNames() []string { return []string{"fl"} }
 // Categories lets `kubectl get flagpole` list every Flagpole kind.
 func (*REST) Categories() []string { return []string{"flagpole"} }
 
-// NewStorage builds the etcd-backed storage for flags and flags/status.
-func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, opts validation.Options) (Storage, error) {
-	strategy := NewStrategy(scheme, opts)
+// NewStorage builds the etcd-backed storage for flags and flags/status;
+// compile checks CEL expressions on write (expression.Compile).
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, compile validation.CompileFunc) (Storage, error) {
+	if compile == nil {
+		return Storage{}, errors.New("flag storage needs an expression compiler")
+	}
+	strategy := NewStrategy(scheme, compile)
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &flagpole.Flag{} },
 		NewListFunc:               func() runtime.Object { return &flagpole.FlagList{} },
@@ -62,12 +68,12 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, op
 	statusStrategy := NewStatusStrategy(strategy)
 	statusStore.UpdateStrategy = statusStrategy
 	statusStore.ResetFieldsStrategy = statusStrategy
-	return Storage{Flag: &REST{store}, Status: &StatusREST{store: &statusStore}}, nil
+	return Storage{Flag: &REST{guard.Store{Store: store}}, Status: &StatusREST{store: guard.Store{Store: &statusStore}}}, nil
 }
 
 // StatusREST serves flags/status: get, update and patch of status only.
 type StatusREST struct {
-	store *genericregistry.Store
+	store guard.Store
 }
 
 var (

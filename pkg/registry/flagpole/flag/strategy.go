@@ -9,6 +9,7 @@ import (
 	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 )
 
 // Field selectors a Flag supports beyond metadata.name and metadata.namespace.
@@ -33,12 +35,16 @@ const (
 type Strategy struct {
 	runtime.ObjectTyper
 	names.NameGenerator
-	validation validation.Options
+	// scheme converts to the stored version, to measure the stored size.
+	scheme  *runtime.Scheme
+	compile validation.CompileFunc
 }
 
-// NewStrategy returns the strategy for flags.
-func NewStrategy(typer runtime.ObjectTyper, opts validation.Options) Strategy {
-	return Strategy{typer, names.SimpleNameGenerator, opts}
+// NewStrategy returns the strategy for flags. compile checks CEL
+// expressions (expression.Compile in the server): required, so that
+// validation never runs without it.
+func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc) Strategy {
+	return Strategy{scheme, names.SimpleNameGenerator, scheme, compile}
 }
 
 var (
@@ -74,11 +80,13 @@ func (Strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 }
 
 func (s Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return validation.ValidateFlag(obj.(*flagpole.Flag), s.validation)
+	allErrs := validation.ValidateFlag(obj.(*flagpole.Flag), s.compile)
+	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
 func (s Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return validation.ValidateFlagUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag), s.validation)
+	allErrs := validation.ValidateFlagUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag), s.compile)
+	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
 func (Strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {
@@ -136,19 +144,34 @@ func NewStatusStrategy(s Strategy) StatusStrategy {
 
 var _ rest.ResetFieldsStrategy = StatusStrategy{}
 
+// GetResetFields names what PrepareForUpdate resets, so that server-side
+// apply records no ownership of it for a status writer.
 func (StatusStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
 	return map[fieldpath.APIVersion]*fieldpath.Set{
-		"flagpole.dev/v1beta1": fieldpath.NewSet(fieldpath.MakePathOrDie("spec")),
+		"flagpole.dev/v1beta1": fieldpath.NewSet(
+			fieldpath.MakePathOrDie("spec"),
+			fieldpath.MakePathOrDie("metadata", "labels"),
+			fieldpath.MakePathOrDie("metadata", "annotations"),
+			fieldpath.MakePathOrDie("metadata", "finalizers"),
+			fieldpath.MakePathOrDie("metadata", "ownerReferences"),
+		),
 	}
 }
 
+// PrepareForUpdate keeps everything but status, metadata included as kube's
+// status strategies do: labels decide which flags a bulk evaluation selects,
+// and a status writer must not decide that.
 func (StatusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	f, oldFlag := obj.(*flagpole.Flag), old.(*flagpole.Flag)
 	f.Spec = oldFlag.Spec
+	metav1.ResetObjectMetaForStatus(&f.ObjectMeta, &oldFlag.ObjectMeta)
 }
 
-func (StatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return validation.ValidateFlagStatusUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag))
+// ValidateUpdate allows a status write StatusHeadroomBytes beyond
+// MaxObjectBytes, so that a spec written up to the limit still gets status.
+func (s StatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	allErrs := validation.ValidateFlagStatusUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag))
+	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes+validation.StatusHeadroomBytes, field.NewPath("status"))...)
 }
 
 func (StatusStrategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {

@@ -2,6 +2,7 @@ package flag
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,11 +11,13 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/expression"
 )
 
 func newFlag() *flagpole.Flag {
@@ -37,7 +40,70 @@ func newFlag() *flagpole.Flag {
 func testStrategy() Strategy {
 	scheme := runtime.NewScheme()
 	install.Install(scheme)
-	return NewStrategy(scheme, validation.Options{})
+	return NewStrategy(scheme, expression.Compile)
+}
+
+// The strategy runs the engine's compiler: an expression the engine cannot
+// run is refused on write.
+func TestValidateCompilesExpressions(t *testing.T) {
+	s := testStrategy()
+	ctx := context.Background()
+	f := newFlag()
+	f.ResourceVersion = ""
+	if errs := s.Validate(ctx, f); len(errs) != 0 {
+		t.Fatalf("valid flag rejected: %v", errs)
+	}
+	f.Spec.Rules[0].When = "context.plan =="
+	errs := s.Validate(ctx, f)
+	if len(errs) != 1 || errs[0].Field != "spec.rules[0].when" {
+		t.Errorf("a rule that does not compile: %v, want one error at spec.rules[0].when", errs)
+	}
+	f.Spec.Rules[0].When = `"not a boolean"`
+	f.ResourceVersion = "7"
+	if errs := s.ValidateUpdate(ctx, f, newFlag()); len(errs) != 1 || errs[0].Field != "spec.rules[0].when" {
+		t.Errorf("a rule that is not a predicate: %v, want one error at spec.rules[0].when", errs)
+	}
+}
+
+// Field limits each hold and still add up to more than etcd accepts; the
+// stored size is checked as a whole.
+func TestValidateStoredSize(t *testing.T) {
+	s := testStrategy()
+	ctx := context.Background()
+	f := newFlag()
+	f.ResourceVersion = ""
+	// 200 rules of 4 KiB expressions and 16 segment names of 253 bytes:
+	// every field within its own limit, 1.6 MiB together.
+	f.Spec.Rules = nil
+	when := "context.plan == '" + strings.Repeat("x", validation.MaxExpressionLength-20) + "'"
+	label := strings.Repeat("s", 63)
+	segments := make([]string, validation.MaxSegmentsPerRule)
+	for i := range segments {
+		segments[i] = label + "." + label + "." + label + "." + strings.Repeat("s", 61)
+	}
+	for i := 0; i < validation.MaxRules; i++ {
+		f.Spec.Rules = append(f.Spec.Rules, flagpole.Rule{Name: fmt.Sprint("r", i), When: when, Segments: segments, Variant: "b"})
+	}
+	errs := s.Validate(ctx, f)
+	if len(errs) != 1 || errs[0].Field != "spec" || errs[0].Type != field.ErrorTypeTooLong || !strings.Contains(errs[0].Detail, "bytes as stored") {
+		t.Fatalf("an object over MaxObjectBytes: %v, want one TooLong at spec naming its size", errs)
+	}
+
+	// A status write may go StatusHeadroomBytes beyond, no further.
+	f.Spec.Rules = f.Spec.Rules[:120]
+	f.ResourceVersion = "1"
+	status := NewStatusStrategy(s)
+	old := f.DeepCopy()
+	f.Status.Conditions = []metav1.Condition{{Type: "Audited", Status: metav1.ConditionTrue, Reason: "Checked", Message: strings.Repeat("m", 30000), LastTransitionTime: metav1.Now()}}
+	if errs := status.ValidateUpdate(ctx, f, old); len(errs) != 0 {
+		t.Errorf("a status write within the headroom: %v", errs)
+	}
+	for i := 0; i < 10; i++ {
+		f.Status.Conditions = append(f.Status.Conditions, metav1.Condition{Type: fmt.Sprint("T", i), Status: metav1.ConditionTrue, Reason: "Checked", Message: strings.Repeat("m", 30000), LastTransitionTime: metav1.Now()})
+	}
+	if errs := status.ValidateUpdate(ctx, f, old); len(errs) != 1 || errs[0].Field != "status" {
+		t.Errorf("a status write beyond the headroom: %v, want one error at status", errs)
+	}
 }
 
 func TestPrepareForCreate(t *testing.T) {
@@ -85,12 +151,19 @@ func TestPrepareForUpdate(t *testing.T) {
 func TestStatusStrategy(t *testing.T) {
 	s := NewStatusStrategy(testStrategy())
 	old := newFlag()
+	old.Labels = map[string]string{"team": "checkout"}
 	f := old.DeepCopy()
 	f.Spec.State = flagpole.FlagStateDisabled
 	f.Status.ObservedGeneration = 4
+	f.Labels = map[string]string{"team": "other"}
+	f.Annotations = map[string]string{"a": "b"}
+	f.Finalizers = []string{"x/y"}
 	s.PrepareForUpdate(context.Background(), f, old)
 	if f.Spec.State != flagpole.FlagStateEnabled {
 		t.Error("a write to flags/status changed spec")
+	}
+	if f.Labels["team"] != "checkout" || f.Annotations != nil || f.Finalizers != nil {
+		t.Errorf("a write to flags/status changed metadata: labels=%v annotations=%v finalizers=%v", f.Labels, f.Annotations, f.Finalizers)
 	}
 	if f.Status.ObservedGeneration != 4 {
 		t.Error("a write to flags/status lost its status")
@@ -101,8 +174,8 @@ func TestStatusStrategy(t *testing.T) {
 
 	spec := fieldpath.MakePathOrDie("spec")
 	status := fieldpath.MakePathOrDie("status")
-	if reset := s.GetResetFields()["flagpole.dev/v1beta1"]; !reset.Has(spec) || reset.Has(status) {
-		t.Errorf("status strategy resets %v, want spec only", reset)
+	if reset := s.GetResetFields()["flagpole.dev/v1beta1"]; !reset.Has(spec) || !reset.Has(fieldpath.MakePathOrDie("metadata", "labels")) || reset.Has(status) {
+		t.Errorf("status strategy resets %v, want spec and metadata, not status", reset)
 	}
 	if reset := testStrategy().GetResetFields()["flagpole.dev/v1beta1"]; !reset.Has(status) || reset.Has(spec) {
 		t.Errorf("main strategy resets %v, want status only", reset)

@@ -12,12 +12,13 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/table"
 )
 
 // REST serves flagoverrides.
 type REST struct {
-	*genericregistry.Store
+	guard.Store
 }
 
 var (
@@ -52,7 +53,7 @@ func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*RES
 	if err := store.CompleteWithOptions(&generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: GetAttrs}); err != nil {
 		return nil, err
 	}
-	return &REST{store}, nil
+	return &REST{guard.Store{Store: store}}, nil
 }
 
 var tableConvertor = table.Convertor[*flagpole.FlagOverride]{

@@ -21,6 +21,7 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 )
 
 // FieldFlag selects overrides of one flag.
@@ -30,12 +31,14 @@ const FieldFlag = "spec.flag"
 type Strategy struct {
 	runtime.ObjectTyper
 	names.NameGenerator
-	clock clock.PassiveClock
+	// scheme converts to the stored version, to measure the stored size.
+	scheme *runtime.Scheme
+	clock  clock.PassiveClock
 }
 
 // NewStrategy returns the strategy for overrides.
-func NewStrategy(typer runtime.ObjectTyper, c clock.PassiveClock) Strategy {
-	return Strategy{typer, names.SimpleNameGenerator, c}
+func NewStrategy(scheme *runtime.Scheme, c clock.PassiveClock) Strategy {
+	return Strategy{scheme, names.SimpleNameGenerator, scheme, c}
 }
 
 func (Strategy) NamespaceScoped() bool { return true }
@@ -60,12 +63,14 @@ func (Strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	}
 }
 
-func (Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return validation.ValidateFlagOverride(obj.(*flagpole.FlagOverride))
+func (s Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
+	allErrs := validation.ValidateFlagOverride(obj.(*flagpole.FlagOverride))
+	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
-func (Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return validation.ValidateFlagOverrideUpdate(obj.(*flagpole.FlagOverride), old.(*flagpole.FlagOverride))
+func (s Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	allErrs := validation.ValidateFlagOverrideUpdate(obj.(*flagpole.FlagOverride), old.(*flagpole.FlagOverride))
+	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
 func (Strategy) WarningsOnCreate(context.Context, runtime.Object) []string { return nil }

@@ -1,6 +1,8 @@
 package segment
 
 import (
+	"errors"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
@@ -9,12 +11,13 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/table"
 )
 
 // REST serves segments.
 type REST struct {
-	*genericregistry.Store
+	guard.Store
 }
 
 var (
@@ -28,9 +31,13 @@ func (*REST) ShortNames() []string { return []string{"seg"} }
 // Categories lets `kubectl get flagpole` list every Flagpole kind.
 func (*REST) Categories() []string { return []string{"flagpole"} }
 
-// NewREST builds the etcd-backed storage for segments.
-func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, opts validation.Options) (*REST, error) {
-	strategy := NewStrategy(scheme, opts)
+// NewREST builds the etcd-backed storage for segments; compile checks CEL
+// expressions on write (expression.Compile).
+func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, compile validation.CompileFunc) (*REST, error) {
+	if compile == nil {
+		return nil, errors.New("segment storage needs an expression compiler")
+	}
+	strategy := NewStrategy(scheme, compile)
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &flagpole.Segment{} },
 		NewListFunc:               func() runtime.Object { return &flagpole.SegmentList{} },
@@ -47,7 +54,7 @@ func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, opts 
 	if err := store.CompleteWithOptions(&generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: GetAttrs}); err != nil {
 		return nil, err
 	}
-	return &REST{store}, nil
+	return &REST{guard.Store{Store: store}}, nil
 }
 
 var tableConvertor = table.Convertor[*flagpole.Segment]{

@@ -17,20 +17,25 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 )
 
 // Strategy implements create, update and delete behaviour for segments.
 type Strategy struct {
 	runtime.ObjectTyper
 	names.NameGenerator
-	validation validation.Options
+	// scheme converts to the stored version, to measure the stored size.
+	scheme  *runtime.Scheme
+	compile validation.CompileFunc
 }
 
 var _ rest.RESTCreateUpdateStrategy = Strategy{}
 
-// NewStrategy returns the strategy for segments.
-func NewStrategy(typer runtime.ObjectTyper, opts validation.Options) Strategy {
-	return Strategy{typer, names.SimpleNameGenerator, opts}
+// NewStrategy returns the strategy for segments. compile checks the CEL
+// predicate (expression.Compile in the server): required, so that validation
+// never runs without it.
+func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc) Strategy {
+	return Strategy{scheme, names.SimpleNameGenerator, scheme, compile}
 }
 
 func (Strategy) NamespaceScoped() bool { return true }
@@ -47,11 +52,13 @@ func (Strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 }
 
 func (s Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return validation.ValidateSegment(obj.(*flagpole.Segment), s.validation)
+	allErrs := validation.ValidateSegment(obj.(*flagpole.Segment), s.compile)
+	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
 func (s Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return validation.ValidateSegmentUpdate(obj.(*flagpole.Segment), old.(*flagpole.Segment), s.validation)
+	allErrs := validation.ValidateSegmentUpdate(obj.(*flagpole.Segment), old.(*flagpole.Segment), s.compile)
+	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
 func (Strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {

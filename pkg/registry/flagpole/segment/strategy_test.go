@@ -9,13 +9,13 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
-	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/expression"
 )
 
 func TestStrategy(t *testing.T) {
 	scheme := runtime.NewScheme()
 	install.Install(scheme)
-	s := NewStrategy(scheme, validation.Options{})
+	s := NewStrategy(scheme, expression.Compile)
 	ctx := context.Background()
 
 	seg := &flagpole.Segment{
@@ -28,6 +28,11 @@ func TestStrategy(t *testing.T) {
 	}
 	if errs := s.Validate(ctx, seg); len(errs) != 0 {
 		t.Errorf("valid segment rejected: %v", errs)
+	}
+	bad := seg.DeepCopy()
+	bad.Spec.When = "context.email.endsWith("
+	if errs := s.Validate(ctx, bad); len(errs) != 1 || errs[0].Field != "spec.when" {
+		t.Errorf("a predicate that does not compile: %v, want one error at spec.when", errs)
 	}
 	if w := s.WarningsOnCreate(ctx, seg); len(w) != 0 {
 		t.Errorf("warnings = %v", w)

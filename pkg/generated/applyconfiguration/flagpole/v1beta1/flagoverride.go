@@ -89,12 +89,6 @@ func ExtractFlagOverride(flagOverride *flagpolev1beta1.FlagOverride, fieldManage
 	return ExtractFlagOverrideFrom(flagOverride, fieldManager, "")
 }
 
-// ExtractFlagOverrideStatus extracts the applied configuration owned by fieldManager from
-// flagOverride for the status subresource.
-func ExtractFlagOverrideStatus(flagOverride *flagpolev1beta1.FlagOverride, fieldManager string) (*FlagOverrideApplyConfiguration, error) {
-	return ExtractFlagOverrideFrom(flagOverride, fieldManager, "status")
-}
-
 func (b FlagOverrideApplyConfiguration) IsApplyConfiguration() {}
 
 // WithKind sets the Kind field in the declarative configuration to the given value

@@ -40,8 +40,6 @@ type FlagOverridesGetter interface {
 type FlagOverrideInterface interface {
 	Create(ctx context.Context, flagOverride *flagpolev1beta1.FlagOverride, opts v1.CreateOptions) (*flagpolev1beta1.FlagOverride, error)
 	Update(ctx context.Context, flagOverride *flagpolev1beta1.FlagOverride, opts v1.UpdateOptions) (*flagpolev1beta1.FlagOverride, error)
-	// Add a +genclient:noStatus comment above the type to avoid generating UpdateStatus().
-	UpdateStatus(ctx context.Context, flagOverride *flagpolev1beta1.FlagOverride, opts v1.UpdateOptions) (*flagpolev1beta1.FlagOverride, error)
 	Delete(ctx context.Context, name string, opts v1.DeleteOptions) error
 	DeleteCollection(ctx context.Context, opts v1.DeleteOptions, listOpts v1.ListOptions) error
 	Get(ctx context.Context, name string, opts v1.GetOptions) (*flagpolev1beta1.FlagOverride, error)
@@ -49,8 +47,6 @@ type FlagOverrideInterface interface {
 	Watch(ctx context.Context, opts v1.ListOptions) (watch.Interface, error)
 	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts v1.PatchOptions, subresources ...string) (result *flagpolev1beta1.FlagOverride, err error)
 	Apply(ctx context.Context, flagOverride *applyconfigurationflagpolev1beta1.FlagOverrideApplyConfiguration, opts v1.ApplyOptions) (result *flagpolev1beta1.FlagOverride, err error)
-	// Add a +genclient:noStatus comment above the type to avoid generating ApplyStatus().
-	ApplyStatus(ctx context.Context, flagOverride *applyconfigurationflagpolev1beta1.FlagOverrideApplyConfiguration, opts v1.ApplyOptions) (result *flagpolev1beta1.FlagOverride, err error)
 	FlagOverrideExpansion
 }
 

@@ -1,0 +1,177 @@
+// Package guard holds what every Flagpole store shares to answer hostile
+// input with a 4xx: kube-apiserver itself answers 500 for a malformed
+// resourceVersion, for a server-side apply of an undeclared field and for
+// objects larger than etcd accepts, and upstream's strategic merge patch
+// panics on some patches. The fixes live in one place, used by flags,
+// flags/status, segments and flagoverrides alike.
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/watch"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/klog/v2"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+)
+
+// Store is a genericregistry.Store whose reads and writes check what upstream
+// turns into a 500 or a panic.
+type Store struct {
+	*genericregistry.Store
+}
+
+var (
+	_ rest.Getter            = Store{}
+	_ rest.Lister            = Store{}
+	_ rest.Watcher           = Store{}
+	_ rest.Updater           = Store{}
+	_ rest.CollectionDeleter = Store{}
+	_ rest.UpdatedObjectInfo = updatedObjectInfo{}
+)
+
+// Get refuses a resourceVersion that is not one this server issues.
+func (s Store) Get(ctx context.Context, name string, options *metav1.GetOptions) (runtime.Object, error) {
+	if options != nil {
+		if err := CheckResourceVersion(options.ResourceVersion); err != nil {
+			return nil, err
+		}
+	}
+	return s.Store.Get(ctx, name, options)
+}
+
+// List refuses a resourceVersion that is not one this server issues.
+func (s Store) List(ctx context.Context, options *metainternalversion.ListOptions) (runtime.Object, error) {
+	if err := checkListOptions(options); err != nil {
+		return nil, err
+	}
+	return s.Store.List(ctx, options)
+}
+
+// Watch refuses a resourceVersion that is not one this server issues.
+func (s Store) Watch(ctx context.Context, options *metainternalversion.ListOptions) (watch.Interface, error) {
+	if err := checkListOptions(options); err != nil {
+		return nil, err
+	}
+	return s.Store.Watch(ctx, options)
+}
+
+// DeleteCollection lists first, so it checks the list options as List does.
+func (s Store) DeleteCollection(ctx context.Context, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions, listOptions *metainternalversion.ListOptions) (runtime.Object, error) {
+	if err := checkListOptions(listOptions); err != nil {
+		return nil, err
+	}
+	return s.Store.DeleteCollection(ctx, deleteValidation, options, listOptions)
+}
+
+// Update computes the new object through UpdatedObjectInfo, which turns the
+// panics and plain errors of patch application into 400s.
+func (s Store) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
+	return s.Store.Update(ctx, name, UpdatedObjectInfo(objInfo), createValidation, updateValidation, forceAllowCreate, options)
+}
+
+func checkListOptions(options *metainternalversion.ListOptions) error {
+	if options == nil {
+		return nil
+	}
+	return CheckResourceVersion(options.ResourceVersion)
+}
+
+// CheckResourceVersion answers 400 for a resourceVersion the storage cannot
+// parse; upstream's storage returns an error the handlers report as a 500.
+func CheckResourceVersion(rv string) error {
+	if _, err := (storage.APIObjectVersioner{}).ParseResourceVersion(rv); err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("resourceVersion %q is not a resource version this server issued: it must be a decimal number", rv))
+	}
+	return nil
+}
+
+// UpdatedObjectInfo wraps how an update computes its new object. That is
+// where the patch handler applies patches (strategic merge, JSON merge, JSON
+// patch, server-side apply), so this is the one place to catch what upstream
+// does wrong with a hostile patch:
+//   - a panic (strategic merge patch's $setElementOrder on a list without a
+//     merge key panics with "hash of unhashable type") becomes a 400;
+//   - a plain error (server-side apply of an undeclared field fails with
+//     "field not declared in schema") becomes a 400: computing the new object
+//     reads only the request and the current object, so its failures are the
+//     request's fault. Errors that already carry a status keep it;
+//   - a new object with a resourceVersion that does not parse becomes a 422,
+//     where the store would answer 500.
+func UpdatedObjectInfo(objInfo rest.UpdatedObjectInfo) rest.UpdatedObjectInfo {
+	return updatedObjectInfo{objInfo}
+}
+
+type updatedObjectInfo struct {
+	rest.UpdatedObjectInfo
+}
+
+func (u updatedObjectInfo) UpdatedObject(ctx context.Context, oldObj runtime.Object) (obj runtime.Object, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			klog.FromContext(ctx).V(2).Info("Refused an update whose patch application panicked", "panic", r)
+			obj, err = nil, apierrors.NewBadRequest(fmt.Sprintf("the patch cannot be applied: %v", r))
+		}
+	}()
+	obj, err = u.UpdatedObjectInfo.UpdatedObject(ctx, oldObj)
+	if err != nil {
+		if _, ok := err.(apierrors.APIStatus); !ok {
+			err = apierrors.NewBadRequest(err.Error())
+		}
+		return nil, err
+	}
+	if _, parseErr := (storage.APIObjectVersioner{}).ObjectResourceVersion(obj); parseErr != nil {
+		return nil, apierrors.NewInvalid(obj.GetObjectKind().GroupVersionKind().GroupKind(), "", field.ErrorList{
+			field.Invalid(field.NewPath("metadata", "resourceVersion"), resourceVersionOf(obj), "must be a resource version this server issued (a decimal number), or empty"),
+		})
+	}
+	return obj, nil
+}
+
+func resourceVersionOf(obj runtime.Object) string {
+	if o, ok := obj.(metav1.Object); ok {
+		return o.GetResourceVersion()
+	}
+	return ""
+}
+
+// ValidateStoredSize checks that obj, encoded as storage encodes it (v1beta1
+// JSON), takes at most max bytes. etcd refuses a request over 1.5 MiB (and
+// its client anything over 2 MiB) with errors the store reports as 500s;
+// this says so with a 422 before the object is written. fldPath names the
+// part of the object the writer controls.
+func ValidateStoredSize(scheme *runtime.Scheme, obj runtime.Object, max int, fldPath *field.Path) field.ErrorList {
+	size, err := StoredSize(scheme, obj)
+	if err != nil {
+		return field.ErrorList{field.InternalError(fldPath, err)}
+	}
+	if size > max {
+		tooLong := field.TooLong(fldPath, "", max)
+		tooLong.Detail = fmt.Sprintf("the object takes %d bytes as stored, more than the %d bytes Flagpole stores (etcd refuses requests over 1.5 MiB)", size, max)
+		return field.ErrorList{tooLong}
+	}
+	return nil
+}
+
+// StoredSize is the length of obj's storage encoding.
+func StoredSize(scheme *runtime.Scheme, obj runtime.Object) (int, error) {
+	versioned, err := scheme.ConvertToVersion(obj, v1beta1.SchemeGroupVersion)
+	if err != nil {
+		return 0, err
+	}
+	data, err := json.Marshal(versioned)
+	if err != nil {
+		return 0, err
+	}
+	return len(data), nil
+}
