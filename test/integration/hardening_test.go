@@ -222,6 +222,10 @@ func TestMalformedResourceVersionsAreClientErrors(t *testing.T) {
 	if !strings.Contains(string(body), "colour") {
 		t.Errorf("apply with an unknown field: %s does not name it", truncate(body))
 	}
+	// An unquoted YAML on is a boolean where a string belongs.
+	code, body = do(t, s.AdminConfig, "PATCH", hardeningNS+"/flags/rv?fieldManager=t", "application/apply-patch+yaml",
+		[]byte("apiVersion: flagpole.dev/v1beta1\nkind: Flag\nmetadata:\n  name: rv\nspec:\n  type: Boolean\n  defaultVariant: on\n"))
+	expect4xx(t, "apply with a boolean for a string", code, body, http.StatusBadRequest, http.StatusUnprocessableEntity)
 }
 
 // TestDeepValuesAreInvalid: nesting beyond flagpole.MaxJSONDepth is a 422
