@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -413,13 +414,8 @@ func encodeJSON(v any) []byte {
 		case rawJSON:
 			b.WriteString(string(v))
 		case map[string]any:
-			keys := make([]string, 0, len(v))
-			for k := range v {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
 			b.WriteByte('{')
-			for i, k := range keys {
+			for i, k := range slices.Sorted(maps.Keys(v)) {
 				if i > 0 {
 					b.WriteByte(',')
 				}
@@ -454,12 +450,8 @@ func jsonPaths(v any, prefix []any) [][]any {
 	paths := [][]any{slices.Clone(prefix)}
 	switch v := v.(type) {
 	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys) // map order is random; the seeded choice must not be
-		for _, k := range keys {
+		// In key order: map order is random, and the seeded choice must not be.
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			paths = append(paths, jsonPaths(v[k], append(prefix, k))...)
 		}
 	case []any:
