@@ -35,8 +35,8 @@ import (
 // prints the seed and the case to reproduce it.
 
 const (
-	corpusNS             = "corpus"
-	corpusBase           = "/apis/flagpole.dev/v1beta1/namespaces/" + corpusNS
+	corpusNS   = "corpus"
+	corpusBase = "/apis/flagpole.dev/v1beta1/namespaces/" + corpusNS
 	// corpusRequestTimeout bounds what one request may cost; a request
 	// still unanswered then fails like a dropped connection.
 	corpusRequestTimeout = 30 * time.Second
