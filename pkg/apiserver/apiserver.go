@@ -3,12 +3,15 @@
 package apiserver
 
 import (
+	"context"
 	"net/http"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
@@ -18,8 +21,10 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/controllers/flagstatus"
+	"github.com/flagpole-dev/flagpole/pkg/evaluation"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
+	"github.com/flagpole-dev/flagpole/pkg/ofrep"
 	evaluationregistry "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/evaluation"
 	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/expression"
 	flagstorage "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/flag"
@@ -81,6 +86,26 @@ type Server struct {
 
 // Complete fills in what the generic server derives from the rest.
 func (cfg *Config) Complete() CompletedConfig {
+	// OFREP paths get the request attributes of the resources they mirror,
+	// so the whole filter chain (authorization, audit, flow control) treats
+	// them as it treats flags/evaluate and evaluations; its event stream is
+	// long-running, like a watch.
+	gc := &cfg.GenericConfig.Config
+	if _, done := gc.RequestInfoResolver.(ofrep.RequestInfoResolver); !done {
+		next := gc.RequestInfoResolver
+		if next == nil {
+			next = genericapiserver.NewRequestInfoResolver(gc)
+		}
+		gc.RequestInfoResolver = ofrep.RequestInfoResolver{Next: next}
+		longRunning := gc.LongRunningFunc
+		gc.LongRunningFunc = func(r *http.Request, ri *genericapirequest.RequestInfo) bool {
+			return ofrep.IsLongRunning(r) || longRunning(r, ri)
+		}
+		buildChain := gc.BuildHandlerChainFunc
+		gc.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
+			return buildChain(withPatchDepthLimit(h, c.MaxRequestBodyBytes), c)
+		}
+	}
 	return CompletedConfig{&completedConfig{cfg.GenericConfig.Complete(), &cfg.ExtraConfig}}
 }
 
@@ -102,6 +127,19 @@ func (c completedConfig) New() (*Server, error) {
 	}
 	statusController, err := flagstatus.New(client, c.ExtraConfig.Informers, clock.RealClock{})
 	if err != nil {
+		return nil, err
+	}
+
+	changes, err := ofrep.NewChanges(c.ExtraConfig.Informers, clock.RealClock{})
+	if err != nil {
+		return nil, err
+	}
+	s.GenericAPIServer.Handler.NonGoRestfulMux.HandlePrefix(ofrep.PathPrefix,
+		ofrep.NewHandler(ofrepEvaluator{evaluator}, changes, http.NotFoundHandler()))
+	if err := s.GenericAPIServer.AddPreShutdownHook("close-ofrep-event-streams", func() error {
+		changes.Close()
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 
@@ -164,4 +202,18 @@ func (c completedConfig) v1beta1Storage(evaluator *evaluationregistry.Evaluator)
 		"flagoverrides":  overrides,
 		"evaluations":    evaluationregistry.NewBulkREST(evaluator),
 	}, nil
+}
+
+// ofrepEvaluator adapts the evaluator to OFREP, whose requests carry no flag
+// type and whose bulk evaluation is every flag of the namespace.
+type ofrepEvaluator struct {
+	*evaluationregistry.Evaluator
+}
+
+func (e ofrepEvaluator) Evaluate(ctx context.Context, namespace, key string, c *evaluation.Context) (v1beta1.FlagEvaluation, bool) {
+	return e.Evaluator.Evaluate(ctx, namespace, key, c, "")
+}
+
+func (e ofrepEvaluator) EvaluateAll(ctx context.Context, namespace string, c *evaluation.Context) []v1beta1.FlagEvaluation {
+	return e.Evaluator.EvaluateAll(ctx, namespace, nil, labels.Everything(), c)
 }

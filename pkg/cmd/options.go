@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -22,6 +23,11 @@ import (
 	admissionmetrics "k8s.io/apiserver/pkg/admission/metrics"
 	"k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authentication/group"
+	"k8s.io/apiserver/pkg/authentication/request/bearertoken"
+	unionauthn "k8s.io/apiserver/pkg/authentication/request/union"
+	"k8s.io/apiserver/pkg/authentication/token/tokenfile"
+	unionauthz "k8s.io/apiserver/pkg/authorization/union"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
@@ -47,6 +53,9 @@ const (
 	defaultEtcdPathPrefix = "/registry/flagpole.dev"
 	defaultSecurePort     = 8443
 	defaultDataDir        = "flagpole-data"
+	// defaultWatchTerminationGracePeriod bounds how long shutdown waits for
+	// open watches to end.
+	defaultWatchTerminationGracePeriod = 5 * time.Second
 )
 
 // Options is everything flagpole-apiserver can be told on its command line.
@@ -96,6 +105,11 @@ func NewOptions() *Options {
 	o.RecommendedOptions.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
 		v1beta1.SchemeGroupVersion, schema.GroupKind{Group: v1beta1.GroupName})
 	o.RecommendedOptions.SecureServing.BindPort = defaultSecurePort
+	// Upstream's default (0) leaves open watches — every Go provider and
+	// informer of Flagpole's clients holds some — to the HTTP server's
+	// shutdown timeout (--request-timeout, 60s): a stop would take a minute.
+	// A grace period ends them (clients re-watch elsewhere) and stops promptly.
+	o.ServerRun.ShutdownWatchTerminationGracePeriod = defaultWatchTerminationGracePeriod
 	// Flagpole's own admission plugins run in both modes, after upstream's.
 	references.Register(o.RecommendedOptions.Admission.Plugins)
 	o.RecommendedOptions.Admission.RecommendedPluginOrder = append(o.RecommendedOptions.Admission.RecommendedPluginOrder, flagpoleAdmissionPlugins...)
@@ -357,21 +371,40 @@ func (o *Options) config(etcd *genericoptions.EtcdOptions) (*flagpoleapiserver.C
 }
 
 // applyLocalAuthentication replaces the delegating authenticator with one
-// that accepts only certificates from the local CA. DelegatingAuthenticationOptions
-// always enables anonymous requests; standalone answers them with 401.
+// that accepts certificates from the local CA and the bearer tokens of
+// <data-dir>/tokens.csv (the application token written on first start, and
+// any an operator adds), and lets the evaluators group evaluate.
+// DelegatingAuthenticationOptions always enables anonymous requests;
+// standalone answers them with 401.
 func (o *Options) applyLocalAuthentication(c *genericapiserver.RecommendedConfig) error {
 	caProvider, err := dynamiccertificates.NewDynamicCAContentFromFile("client-ca", o.pki.CACertFile())
 	if err != nil {
 		return err
 	}
-	authn, _, err := authenticatorfactory.DelegatingAuthenticatorConfig{
+	certs, _, err := authenticatorfactory.DelegatingAuthenticatorConfig{
 		Anonymous:                          &apiserver.AnonymousAuthConfig{Enabled: false},
 		ClientCertificateCAContentProvider: caProvider,
 	}.New()
 	if err != nil {
 		return err
 	}
-	c.Authentication.Authenticator = authn
+	tokensFile, err := standalone.EnsureAppToken(o.DataDir)
+	if err != nil {
+		return fmt.Errorf("application token: %w", err)
+	}
+	tokens, err := tokenfile.NewCSV(tokensFile)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", tokensFile, err)
+	}
+	c.Authentication.Authenticator = group.NewAuthenticatedGroupAdder(unionauthn.New(certs, bearertoken.New(tokens)))
+	authz, err := unionauthz.New(
+		unionauthz.NamedAuthorizer{AuthorizerName: "standalone-admin", Authorizer: c.Authorization.Authorizer},
+		unionauthz.NamedAuthorizer{AuthorizerName: "standalone-evaluators", Authorizer: standalone.EvaluatorAuthorizer},
+	)
+	if err != nil {
+		return err
+	}
+	c.Authorization.Authorizer = authz
 	return nil
 }
 

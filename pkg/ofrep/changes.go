@@ -39,6 +39,11 @@ type Changes struct {
 
 	mu         sync.Mutex
 	namespaces map[string]*namespaceChanges
+
+	// closed ends every event stream, so that shutdown does not wait for
+	// clients that never hang up.
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 type namespaceChanges struct {
@@ -56,7 +61,7 @@ func NewChanges(factory informers.SharedInformerFactory, c clock.WithTickerAndDe
 	if _, err := rand.Read(id); err != nil {
 		return nil, err
 	}
-	ch := &Changes{server: hex.EncodeToString(id), clock: c, namespaces: map[string]*namespaceChanges{}}
+	ch := &Changes{server: hex.EncodeToString(id), clock: c, namespaces: map[string]*namespaceChanges{}, closed: make(chan struct{})}
 	v1 := factory.Flagpole().V1beta1()
 	for _, informer := range []cache.SharedIndexInformer{v1.Flags().Informer(), v1.Segments().Informer()} {
 		if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -98,6 +103,12 @@ func (ch *Changes) overrideChanged(obj any) {
 		namespace := o.Namespace
 		ch.clock.AfterFunc(left, func() { ch.Notify(namespace) })
 	}
+}
+
+// Close ends every event stream and refuses new ones; call it when the
+// server starts shutting down. Clients reconnect to another replica.
+func (ch *Changes) Close() {
+	ch.closeOnce.Do(func() { close(ch.closed) })
 }
 
 // Notify records a change in namespace and wakes its event streams.
@@ -178,6 +189,8 @@ func (ch *Changes) serveEvents(w http.ResponseWriter, req *http.Request, rt rout
 	for {
 		select {
 		case <-req.Context().Done():
+			return
+		case <-ch.closed:
 			return
 		case <-keepAlive.C():
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {

@@ -96,7 +96,7 @@ func TestSingleEvaluation(t *testing.T) {
 
 func TestBulkEvaluationETag(t *testing.T) {
 	fake := newFake()
-	changes := &Changes{server: "s", clock: clocktesting.NewFakeClock(time.Now()), namespaces: map[string]*namespaceChanges{}}
+	changes := &Changes{server: "s", clock: clocktesting.NewFakeClock(time.Now()), namespaces: map[string]*namespaceChanges{}, closed: make(chan struct{})}
 	h := NewHandler(fake, changes, http.NotFoundHandler())
 	path := "/namespaces/apps/ofrep/v1/evaluate/flags"
 
@@ -173,7 +173,7 @@ func TestRequestInfo(t *testing.T) {
 
 func TestEventStream(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
-	changes := &Changes{server: "s1", clock: clk, namespaces: map[string]*namespaceChanges{}}
+	changes := &Changes{server: "s1", clock: clk, namespaces: map[string]*namespaceChanges{}, closed: make(chan struct{})}
 	srv := httptest.NewServer(NewHandler(newFake(), changes, http.NotFoundHandler()))
 	defer srv.Close()
 	changes.Notify("apps") // before anyone listens: id s1.1

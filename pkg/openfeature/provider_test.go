@@ -1,0 +1,179 @@
+package openfeature
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	of "github.com/open-feature/go-sdk/openfeature"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+	"github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned/fake"
+)
+
+const ns = "apps"
+
+func value(v any) v1beta1.JSON {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return v1beta1.JSON{Raw: b}
+}
+
+func flag(name string, t v1beta1.FlagType, def string, variants map[string]any, rules ...v1beta1.Rule) *v1beta1.Flag {
+	f := &v1beta1.Flag{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: "uid-" + types.UID(name), Generation: 1, ResourceVersion: "1"},
+		Spec:       v1beta1.FlagSpec{Type: t, State: v1beta1.FlagStateEnabled, DefaultVariant: v1beta1.VariantName(def), Rules: rules},
+	}
+	for n, v := range variants {
+		f.Spec.Variants = append(f.Spec.Variants, v1beta1.Variant{Name: v1beta1.VariantName(n), Value: value(v)})
+	}
+	return f
+}
+
+func fixtures() []*v1beta1.Flag {
+	disabled := flag("disabled-flag", v1beta1.FlagTypeString, "off", map[string]any{"off": "off-value", "on": "on-value"})
+	disabled.Spec.State = v1beta1.FlagStateDisabled
+	return []*v1beta1.Flag{
+		flag("bool-flag", v1beta1.FlagTypeBoolean, "off", map[string]any{"on": true, "off": false},
+			v1beta1.Rule{Name: "vip", When: `context.plan == "vip"`, Variant: "on"}),
+		flag("string-flag", v1beta1.FlagTypeString, "greeting", map[string]any{"greeting": "hello"}),
+		flag("number-flag", v1beta1.FlagTypeNumber, "big", map[string]any{"big": 42, "half": 1.5}),
+		flag("object-flag", v1beta1.FlagTypeObject, "v", map[string]any{"v": map[string]any{"color": "red"}}),
+		flag("rollout-flag", v1beta1.FlagTypeBoolean, "", map[string]any{"on": true, "off": false},
+			v1beta1.Rule{Name: "half", Rollout: &v1beta1.Rollout{Distribution: []v1beta1.WeightedVariant{{Variant: "on", Weight: 50}, {Variant: "off", Weight: 50}}}}),
+		disabled,
+	}
+}
+
+func startProvider(t testing.TB) (*Provider, *fake.Clientset) {
+	t.Helper()
+	client := fake.NewSimpleClientset()
+	for _, f := range fixtures() {
+		if _, err := client.FlagpoleV1beta1().Flags(ns).Create(context.Background(), f, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := newProvider(client, ns, WithSyncTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Init(of.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Shutdown)
+	return p, client
+}
+
+func TestProviderEvaluates(t *testing.T) {
+	p, _ := startProvider(t)
+	ctx := context.Background()
+	vip := of.FlattenedContext{"targetingKey": "user-1", "plan": "vip"}
+
+	if d := p.BooleanEvaluation(ctx, "bool-flag", false, vip); !d.Value || d.Reason != of.TargetingMatchReason || d.Variant != "on" || d.FlagMetadata["rule"] != "vip" {
+		t.Errorf("bool-flag for a vip: %+v", d)
+	}
+	if d := p.BooleanEvaluation(ctx, "bool-flag", true, of.FlattenedContext{"targetingKey": "user-1"}); d.Value || d.Reason != of.DefaultReason {
+		t.Errorf("bool-flag without plan: %+v, want false/DEFAULT", d)
+	}
+	if d := p.StringEvaluation(ctx, "string-flag", "x", nil); d.Value != "hello" || d.Reason != of.StaticReason {
+		t.Errorf("string-flag: %+v", d)
+	}
+	if d := p.FloatEvaluation(ctx, "number-flag", 0, nil); d.Value != 42 {
+		t.Errorf("number-flag as float: %+v", d)
+	}
+	if d := p.IntEvaluation(ctx, "number-flag", 0, nil); d.Value != 42 || d.ResolutionError != (of.ResolutionError{}) {
+		t.Errorf("number-flag as int: %+v", d)
+	}
+	if d := p.ObjectEvaluation(ctx, "object-flag", nil, nil); fmt.Sprint(d.Value) != "map[color:red]" {
+		t.Errorf("object-flag: %+v", d)
+	}
+	if d := p.StringEvaluation(ctx, "disabled-flag", "x", nil); d.Value != "off-value" || d.Reason != of.DisabledReason {
+		t.Errorf("disabled-flag: %+v", d)
+	}
+	for name, d := range map[string]of.ProviderResolutionDetail{
+		"missing":       p.BooleanEvaluation(ctx, "no-such-flag", true, nil).ProviderResolutionDetail,
+		"wrong type":    p.StringEvaluation(ctx, "bool-flag", "x", vip).ProviderResolutionDetail,
+		"no key":        p.BooleanEvaluation(ctx, "rollout-flag", false, nil).ProviderResolutionDetail,
+		"context types": p.BooleanEvaluation(ctx, "bool-flag", false, of.FlattenedContext{"targetingKey": 7}).ProviderResolutionDetail,
+	} {
+		want := map[string]string{"missing": "FLAG_NOT_FOUND", "wrong type": "TYPE_MISMATCH", "no key": "TARGETING_KEY_MISSING", "context types": "INVALID_CONTEXT"}[name]
+		if got := d.ResolutionError.Error(); len(got) < len(want) || got[:len(want)] != want {
+			t.Errorf("%s: %q, want %s", name, got, want)
+		}
+	}
+	if d := p.BooleanEvaluation(ctx, "no-such-flag", true, nil); !d.Value {
+		t.Error("a missing flag must give the caller's default")
+	}
+}
+
+func TestProviderMatchesEngine(t *testing.T) {
+	p, _ := startProvider(t)
+	var rollout *v1beta1.Flag
+	for _, f := range fixtures() {
+		if f.Name == "rollout-flag" {
+			rollout = f
+		}
+	}
+	compiled := evaluation.CompileFlag(rollout, func(string) *v1beta1.Segment { return nil })
+	seen := map[string]int{}
+	for i := range 1000 {
+		key := fmt.Sprintf("user-%d", i)
+		c, err := evaluation.ParseContext([]byte(`{"targetingKey":"` + key + `"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := compiled.Evaluate(context.Background(), rollout, nil, evaluation.Request{Context: c})
+		got := p.BooleanEvaluation(context.Background(), "rollout-flag", false, of.FlattenedContext{"targetingKey": key})
+		if got.Variant != want.Variant || string(got.Reason) != want.Reason {
+			t.Fatalf("%s: provider %s/%s, engine %s/%s", key, got.Variant, got.Reason, want.Variant, want.Reason)
+		}
+		seen[got.Variant]++
+	}
+	if seen["on"] < 400 || seen["off"] < 400 {
+		t.Errorf("a 50/50 rollout split 1000 keys %v", seen)
+	}
+}
+
+func TestProviderReportsChanges(t *testing.T) {
+	p, client := startProvider(t)
+	f, err := client.FlagpoleV1beta1().Flags(ns).Get(context.Background(), "string-flag", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Spec.Variants = append(f.Spec.Variants, v1beta1.Variant{Name: "farewell", Value: value("bye")})
+	f.Spec.DefaultVariant = "farewell"
+	f.Generation, f.ResourceVersion = 2, "2"
+	if _, err := client.FlagpoleV1beta1().Flags(ns).Update(context.Background(), f, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-p.EventChannel():
+		if ev.EventType != of.ProviderConfigChange || len(ev.FlagChanges) != 1 || ev.FlagChanges[0] != "string-flag" {
+			t.Errorf("event %+v, want a configuration change of string-flag", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no configuration change event")
+	}
+	if d := p.StringEvaluation(context.Background(), "string-flag", "x", nil); d.Value != "bye" {
+		t.Errorf("after the change: %+v", d)
+	}
+}
+
+func BenchmarkProviderBoolean(b *testing.B) {
+	p, _ := startProvider(b)
+	ctx := context.Background()
+	vip := of.FlattenedContext{"targetingKey": "user-1", "plan": "vip"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := p.BooleanEvaluation(ctx, "bool-flag", false, vip); !d.Value {
+			b.Fatal(d)
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	of "github.com/open-feature/go-sdk/openfeature"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
+	"github.com/flagpole-dev/flagpole/pkg/openfeature"
+	"github.com/flagpole-dev/flagpole/pkg/standalone"
+	"github.com/flagpole-dev/flagpole/test/integration/framework"
+	openfeaturejs "github.com/flagpole-dev/flagpole/test/openfeature-js"
+)
+
+func createOFREPFlags(t *testing.T, client clientset.Interface, namespace string) {
+	t.Helper()
+	for _, f := range openfeaturejs.Flags() {
+		if _, err := client.FlagpoleV1beta1().Flags(namespace).Create(context.Background(), f, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tokenConfig authenticates with a bearer token instead of the admin certificate.
+func tokenConfig(admin *rest.Config, token string) *rest.Config {
+	return &rest.Config{Host: admin.Host, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAFile: admin.CAFile}, QPS: -1, Burst: -1}
+}
+
+// ofrep posts an OFREP request and returns the status and decoded body.
+func ofrep(t *testing.T, cfg *rest.Config, path string, context any) (int, map[string]any) {
+	t.Helper()
+	client, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ofrepWith(t, client, cfg.Host, path, context)
+}
+
+// ofrepWith is ofrep on an HTTP client the caller keeps, for many requests.
+func ofrepWith(t *testing.T, client *http.Client, host, path string, context any) (int, map[string]any) {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"context": context})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Post(host+path, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	code := resp.StatusCode
+	var m map[string]any
+	if len(out) > 0 && out[0] == '{' {
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatalf("%s: %d %s: %v", path, code, out, err)
+		}
+	}
+	return code, m
+}
+
+// TestOpenFeatureJavaScriptSDKs drives the unmodified OpenFeature server and
+// web SDKs with their OFREP providers from npm against standalone Flagpole.
+func TestOpenFeatureJavaScriptSDKs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// An operator-provided token file: the application, and a user that is
+	// authenticated but may not evaluate.
+	if err := os.WriteFile(filepath.Join(dir, standalone.TokensFile), []byte(
+		"app-token-0123456789,web-app,web-app,\""+standalone.EvaluatorsGroup+"\"\n"+
+			"denied-token-0123456789,mallory,mallory\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerIn(t, dir)
+	const ns = "ofrep-js"
+	createOFREPFlags(t, s.Client, ns)
+	rollout, err := s.Client.FlagpoleV1beta1().Flags(ns).Get(context.Background(), "rollout-flag", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	splits, err := openfeaturejs.ExpectedSplits(rollout, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openfeaturejs.Run(t, openfeaturejs.Env{
+		BaseURL:        s.AdminConfig.Host + "/namespaces/" + ns,
+		CAFiles:        []string{s.AdminConfig.CAFile},
+		AppToken:       "app-token-0123456789",
+		DeniedToken:    "denied-token-0123456789",
+		ExpectedSplits: splits,
+		APIServer:      s.AdminConfig.Host,
+		AdminCert:      s.AdminConfig.CertFile,
+		AdminKey:       s.AdminConfig.KeyFile,
+	}, "server.test.mjs", "web.test.mjs")
+}
+
+// TestOFREP checks the protocol's status codes and bodies, and that the
+// application token written on first start may evaluate and nothing else.
+func TestOFREP(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	const ns = "ofrep"
+	createOFREPFlags(t, s.Client, ns)
+	token, err := os.ReadFile(filepath.Join(s.DataDir, standalone.AppTokenFile))
+	if err != nil {
+		t.Fatalf("standalone mode writes an application token on first start: %v", err)
+	}
+	app := tokenConfig(s.AdminConfig, strings.TrimSpace(string(token)))
+	base := "/namespaces/" + ns + "/ofrep/v1/evaluate/flags"
+
+	code, body := ofrep(t, app, base+"/bool-flag", map[string]any{"targetingKey": "u", "plan": "vip"})
+	if code != http.StatusOK || body["value"] != true || body["reason"] != "TARGETING_MATCH" || body["variant"] != "on" || body["key"] != "bool-flag" {
+		t.Errorf("single evaluation: %d %v", code, body)
+	}
+	if md, _ := body["metadata"].(map[string]any); md["rule"] != "vip" || md["resourceVersion"] == "" {
+		t.Errorf("metadata %v does not trace the answer to the flag revision and rule", body["metadata"])
+	}
+	for _, tc := range []struct {
+		path    string
+		context any
+		code    int
+		errCode string
+	}{
+		{base + "/no-such-flag", map[string]any{}, http.StatusNotFound, "FLAG_NOT_FOUND"},
+		{base + "/rollout-flag", map[string]any{}, http.StatusBadRequest, "TARGETING_KEY_MISSING"},
+		{base + "/bool-flag", []int{1}, http.StatusBadRequest, "INVALID_CONTEXT"},
+		{base + "/bool-flag", nil, http.StatusBadRequest, "INVALID_CONTEXT"},
+		{base + "/bool-flag", map[string]any{"targetingKey": 1}, http.StatusBadRequest, "INVALID_CONTEXT"},
+	} {
+		code, body := ofrep(t, app, tc.path, tc.context)
+		if code != tc.code || body["errorCode"] != tc.errCode {
+			t.Errorf("%s %v: %d %v, want %d %s", tc.path, tc.context, code, body, tc.code, tc.errCode)
+		}
+	}
+	if code, body := ofrep(t, app, base+"/disabled-flag", map[string]any{}); code != http.StatusOK || body["reason"] != "DISABLED" {
+		t.Errorf("disabled flag: %d %v, want 200 DISABLED", code, body)
+	}
+
+	// Bulk: every flag, an ETag, 304 for the same answer.
+	code, out := do(t, app, "POST", base, "application/json", []byte(`{"context":{"targetingKey":"u"}}`))
+	var bulk struct {
+		Flags []map[string]any `json:"flags"`
+	}
+	if err := json.Unmarshal(out, &bulk); code != http.StatusOK || err != nil || len(bulk.Flags) != len(openfeaturejs.Flags()) {
+		t.Fatalf("bulk: %d %s", code, out)
+	}
+	etag := bulkETag(t, app, base, `{"context":{"targetingKey":"u"}}`, "")
+	if code, _ := do(t, app, "POST", base, "application/json", []byte(`{"context":{"targetingKey":"u"}}`), "If-None-Match", etag); code != http.StatusNotModified {
+		t.Errorf("bulk with a matching If-None-Match: %d, want 304", code)
+	}
+	if other := bulkETag(t, app, base, `{"context":{"targetingKey":"someone-else","plan":"vip"}}`, etag); other == etag {
+		t.Error("a context that evaluates differently got the same ETag")
+	}
+
+	// The token may evaluate, nothing else; no token is 401.
+	if code, _ := do(t, app, "GET", "/apis/flagpole.dev/v1beta1/namespaces/"+ns+"/flags", "", nil); code != http.StatusForbidden {
+		t.Errorf("application token listing flags: %d, want 403", code)
+	}
+	anonymous := tokenConfig(s.AdminConfig, "")
+	if code, _ := ofrep(t, anonymous, base+"/bool-flag", nil); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d, want 401", code)
+	}
+	if code, _ := ofrep(t, tokenConfig(s.AdminConfig, "not-a-token"), base+"/bool-flag", nil); code != http.StatusUnauthorized {
+		t.Errorf("unknown token: %d, want 401", code)
+	}
+}
+
+func bulkETag(t *testing.T, cfg *rest.Config, path, body, ifNoneMatch string) string {
+	t.Helper()
+	client, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", cfg.Host+path, strings.NewReader(body))
+	if ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", ifNoneMatch)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("bulk: %d", resp.StatusCode)
+	}
+	return resp.Header.Get("ETag")
+}
+
+// TestGoProviderMatchesOFREP evaluates 1,000 contexts through the in-process
+// Go provider and through the server's OFREP endpoint, and requires the same
+// answers; then it stops the server and requires the provider to report
+// PROVIDER_STALE and to keep answering from its last state.
+func TestGoProviderMatchesOFREP(t *testing.T) {
+	t.Parallel()
+	s := framework.StartServer(t, t.TempDir())
+	const ns = "provider"
+	createOFREPFlags(t, s.Client, ns)
+	p, err := openfeature.NewProvider(s.AdminConfig, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Init(of.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown()
+
+	httpClient, err := rest.HTTPClientFor(s.AdminConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans := []string{"vip", "free", ""}
+	for i := range 1000 {
+		ctx := map[string]any{"targetingKey": fmt.Sprintf("user-%d", i)}
+		if plan := plans[i%len(plans)]; plan != "" {
+			ctx["plan"] = plan
+		}
+		for _, key := range []string{"bool-flag", "rollout-flag"} {
+			local, _ := p.Evaluate(context.Background(), key, v1beta1.FlagTypeBoolean, of.FlattenedContext(ctx))
+			code, remote := ofrepWith(t, httpClient, s.AdminConfig.Host, "/namespaces/"+ns+"/ofrep/v1/evaluate/flags/"+key, ctx)
+			var localValue any
+			if local.Value != nil {
+				_ = json.Unmarshal(local.Value.Raw, &localValue)
+			}
+			if code != http.StatusOK || remote["variant"] != local.Variant || remote["reason"] != local.Reason || remote["value"] != localValue {
+				t.Fatalf("%s %v: provider %s/%s/%v, OFREP %d %v", key, ctx, local.Variant, local.Reason, localValue, code, remote)
+			}
+		}
+	}
+
+	s.Stop(t)
+	deadline := time.After(30 * time.Second)
+	for stale := false; !stale; {
+		select {
+		case ev := <-p.EventChannel():
+			stale = ev.EventType == of.ProviderStale
+		case <-deadline:
+			t.Fatal("no PROVIDER_STALE after the server stopped")
+		}
+	}
+	if d := p.BooleanEvaluation(context.Background(), "bool-flag", false, of.FlattenedContext{"targetingKey": "u", "plan": "vip"}); !d.Value || d.Reason != of.TargetingMatchReason {
+		t.Errorf("with the server gone the provider answered %+v, want its last state", d)
+	}
+}
