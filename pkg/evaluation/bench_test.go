@@ -16,7 +16,7 @@ func benchEvaluate(b *testing.B, flag *v1beta1.Flag, segments SegmentLookup, raw
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res := cache.Get(flag, segments).Evaluate(flag, nil, Request{Context: c, Now: now})
+		res := cache.Get(flag, segments).Evaluate(b.Context(), flag, nil, Request{Context: c, Now: now})
 		if res.Reason == ReasonError {
 			b.Fatal(res.ErrorMessage)
 		}

@@ -23,8 +23,8 @@ type flagdVector struct {
 
 func loadFlagdVectors(t testing.TB) []flagdVector {
 	t.Helper()
-	// Produced by running flagd itself; shared read-only reference data.
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "testdata", "flagd-fractional-vectors.json"))
+	// Produced by running flagd itself; see testdata/README.md.
+	b, err := os.ReadFile(filepath.Join("testdata", "flagd-fractional-vectors.json"))
 	if err != nil {
 		t.Fatalf("reading flagd vectors: %v", err)
 	}

@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 )
 
 // Context is a parsed OpenFeature evaluation context.
@@ -23,11 +24,15 @@ type Context struct {
 var ErrInvalidContext = errors.New("invalid evaluation context")
 
 // ParseContext parses a JSON object into a Context, enforcing the caps the
-// cost estimator relies on. Empty input is an empty context.
+// cost estimator relies on: at most MaxContextBytes, nested at most
+// flagpole.MaxJSONDepth deep, numbers within float64's range, and a
+// targetingKey, if any, that is a string of at most MaxTargetingKeyLength.
+// No input (an absent context) is an empty context; anything sent, null
+// included, must be an object.
 func ParseContext(raw []byte) (*Context, error) {
 	raw = bytes.TrimSpace(raw)
 	c := &Context{Attributes: map[string]any{}}
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+	if len(raw) == 0 {
 		return c, nil
 	}
 	if len(raw) > MaxContextBytes {
@@ -44,7 +49,15 @@ func ParseContext(raw []byte) (*Context, error) {
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%w: must be a JSON object", ErrInvalidContext)
+		return nil, fmt.Errorf("%w: must be a JSON object, not %s", ErrInvalidContext, jsonKind(v))
+	}
+	// Valid JSON now: the shared scanner measures depth and numbers.
+	info, err := flagpole.ScanJSONValue(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidContext, err)
+	}
+	if info.Depth > flagpole.MaxJSONDepth {
+		return nil, fmt.Errorf("%w: nested %d deep, at most %d", ErrInvalidContext, info.Depth, flagpole.MaxJSONDepth)
 	}
 	c.Attributes = normalize(obj).(map[string]any)
 	if tk, present := c.Attributes["targetingKey"]; present {
@@ -60,6 +73,24 @@ func ParseContext(raw []byte) (*Context, error) {
 	return c, nil
 }
 
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// normalize turns numbers into int64 or float64. ScanJSONValue has refused
+// numbers no float64 holds.
 func normalize(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
@@ -76,10 +107,8 @@ func normalize(v any) any {
 		if i, err := t.Int64(); err == nil {
 			return i
 		}
-		if f, err := t.Float64(); err == nil && !math.IsInf(f, 0) {
-			return f
-		}
-		return t.String()
+		f, _ := t.Float64()
+		return f
 	}
 	return v
 }

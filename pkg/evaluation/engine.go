@@ -5,6 +5,8 @@
 package evaluation
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -165,12 +167,18 @@ type Request struct {
 	// Now is the evaluation time: overrides past it are ignored, and CEL sees
 	// it as `now`. Zero means the current time.
 	Now time.Time
+	// Budget is the CEL cost the request may still spend, shared by every
+	// flag one request evaluates (see Budget). Nil gives this evaluation a
+	// budget of its own.
+	Budget *Budget
 }
 
 // Evaluate resolves flag for req. revision is the flag object the answer is
 // traced to (metadata.resourceVersion and generation); overrides may include
-// expired ones and ones for other flags, which are ignored.
-func (c *Compiled) Evaluate(revision *v1beta1.Flag, overrides []*v1beta1.FlagOverride, req Request) v1beta1.FlagEvaluation {
+// expired ones and ones for other flags, which are ignored. ctx is the
+// caller's request: once it is done, CEL stops (within a loop, or before the
+// next expression) and the answer is ERROR/GENERAL.
+func (c *Compiled) Evaluate(ctx context.Context, revision *v1beta1.Flag, overrides []*v1beta1.FlagOverride, req Request) v1beta1.FlagEvaluation {
 	res := v1beta1.FlagEvaluation{
 		Key:      c.key,
 		Metadata: v1beta1.EvaluationMetadata{ResourceVersion: revision.ResourceVersion, Generation: revision.Generation},
@@ -187,11 +195,11 @@ func (c *Compiled) Evaluate(revision *v1beta1.Flag, overrides []*v1beta1.FlagOve
 	if req.Now.IsZero() {
 		req.Now = time.Now()
 	}
-	ctx := req.Context
-	if ctx == nil {
-		ctx = &Context{Attributes: map[string]any{}}
+	ec := req.Context
+	if ec == nil {
+		ec = &Context{Attributes: map[string]any{}}
 	}
-	if o := liveOverride(c.key, overrides, ctx, req.Now); o != nil {
+	if o := liveOverride(c.key, overrides, ec, req.Now); o != nil {
 		res.Reason = ReasonTargetingMatch
 		res.Metadata.Override = o.Name
 		c.serve(&res, string(o.Spec.Variant))
@@ -201,15 +209,24 @@ func (c *Compiled) Evaluate(revision *v1beta1.Flag, overrides []*v1beta1.FlagOve
 	if len(c.rules) == 0 {
 		return c.fallThrough(res)
 	}
-	act := &activation{
-		context:      types.DefaultTypeAdapter.NativeToValue(ctx.Attributes),
-		targetingKey: ctx.TargetingKey,
-		flagKey:      c.key,
-		now:          types.Timestamp{Time: req.Now},
+	sc := &evalScope{
+		ctx:    ctx,
+		budget: req.Budget,
+		eval:   ec,
+		act: activation{
+			context:      types.DefaultTypeAdapter.NativeToValue(ec.Attributes),
+			targetingKey: ec.TargetingKey,
+			flagKey:      c.key,
+			now:          types.Timestamp{Time: req.Now},
+		},
+	}
+	if sc.budget == nil {
+		sc.ownBudget = fullBudget()
+		sc.budget = &sc.ownBudget
 	}
 	for i := range c.rules {
 		r := &c.rules[i]
-		matched, code, err := r.matches(act, ctx)
+		matched, code, err := r.matches(sc)
 		if err != nil {
 			res.Metadata.Rule = r.name
 			return fail(res, code, err.Error())
@@ -223,7 +240,7 @@ func (c *Compiled) Evaluate(revision *v1beta1.Flag, overrides []*v1beta1.FlagOve
 			c.serve(&res, r.variant)
 			return res
 		}
-		variant, code, err := r.rollout.pick(act, ctx)
+		variant, code, err := r.rollout.pick(sc)
 		if err != nil {
 			return fail(res, code, err.Error())
 		}
@@ -261,13 +278,26 @@ func fail(res v1beta1.FlagEvaluation, code, msg string) v1beta1.FlagEvaluation {
 	return res
 }
 
-func (r *rule) matches(act *activation, ctx *Context) (bool, string, error) {
+// evalScope is what the expressions of one evaluation share.
+type evalScope struct {
+	ctx       context.Context
+	budget    *Budget
+	ownBudget Budget // when the request brings none
+	eval      *Context
+	act       activation
+}
+
+// matches reports whether the rule applies to the context. A `when` (the
+// rule's or a segment's) that reads a key the context lacks does not match,
+// as an attribute missing from the context does not match in flagd,
+// LaunchDarkly, Unleash or Flipt; any other runtime error is the answer.
+func (r *rule) matches(sc *evalScope) (bool, string, error) {
 	for _, s := range r.segments {
 		if s == nil {
 			// A segment that does not exist (yet) matches no one.
 			return false, "", nil
 		}
-		in, code, err := s.contains(act, ctx)
+		in, code, err := s.contains(sc)
 		if err != nil || !in {
 			return false, code, err
 		}
@@ -278,19 +308,22 @@ func (r *rule) matches(act *activation, ctx *Context) (bool, string, error) {
 	if r.when == nil {
 		return true, "", nil
 	}
-	v, err := r.when.eval(act)
+	v, err := r.when.eval(sc.ctx, &sc.act, sc.budget)
+	if errors.Is(err, errAbsentKey) {
+		return false, "", nil
+	}
 	if err != nil {
 		return false, ErrorGeneral, fmt.Errorf("rule %q: %v", r.name, err)
 	}
 	return v.(bool), "", nil
 }
 
-func (s *segment) contains(act *activation, ctx *Context) (bool, string, error) {
-	if ctx.HasTargetingKey {
-		if s.include.Has(ctx.TargetingKey) {
+func (s *segment) contains(sc *evalScope) (bool, string, error) {
+	if sc.eval.HasTargetingKey {
+		if s.include.Has(sc.eval.TargetingKey) {
 			return true, "", nil
 		}
-		if s.exclude.Has(ctx.TargetingKey) {
+		if s.exclude.Has(sc.eval.TargetingKey) {
 			return false, "", nil
 		}
 	}
@@ -300,29 +333,43 @@ func (s *segment) contains(act *activation, ctx *Context) (bool, string, error) 
 	if s.when == nil {
 		return false, "", nil
 	}
-	v, err := s.when.eval(act)
+	v, err := s.when.eval(sc.ctx, &sc.act, sc.budget)
+	if errors.Is(err, errAbsentKey) {
+		return false, "", nil
+	}
 	if err != nil {
 		return false, ErrorGeneral, fmt.Errorf("segment: %v", err)
 	}
 	return v.(bool), "", nil
 }
 
-func (ro *rollout) pick(act *activation, ctx *Context) (string, string, error) {
-	var key string
-	switch {
-	case ro.bucketByErr != nil:
+// pick buckets the context. A bucketBy that reads a key the context lacks
+// falls back to flagKey + targetingKey, as flagd's fractional operator does
+// when its bucketing value is missing, so the user still lands where flagd
+// puts them.
+func (ro *rollout) pick(sc *evalScope) (string, string, error) {
+	if ro.bucketByErr != nil {
 		return "", ErrorParse, fmt.Errorf("bucketBy: %v", ro.bucketByErr)
-	case ro.bucketBy != nil:
-		v, err := ro.bucketBy.eval(act)
-		if err != nil {
-			return "", ErrorGeneral, fmt.Errorf("bucketBy: %v", err)
-		}
-		key = v.(string)
-	case !ctx.HasTargetingKey:
-		return "", ErrorTargetingKeyMissing, fmt.Errorf("a percentage rollout needs a targetingKey in the context (or a bucketBy expression)")
-	default:
-		key = act.flagKey + ctx.TargetingKey
 	}
+	if ro.bucketBy != nil {
+		v, err := ro.bucketBy.eval(sc.ctx, &sc.act, sc.budget)
+		switch {
+		case errors.Is(err, errAbsentKey):
+			if !sc.eval.HasTargetingKey {
+				return "", ErrorTargetingKeyMissing, fmt.Errorf("bucketBy reads a key the context lacks, and there is no targetingKey to bucket by instead")
+			}
+		case err != nil:
+			return "", ErrorGeneral, fmt.Errorf("bucketBy: %v", err)
+		default:
+			return ro.variant(v.(string))
+		}
+	} else if !sc.eval.HasTargetingKey {
+		return "", ErrorTargetingKeyMissing, fmt.Errorf("a percentage rollout needs a targetingKey in the context (or a bucketBy expression)")
+	}
+	return ro.variant(sc.act.flagKey + sc.eval.TargetingKey)
+}
+
+func (ro *rollout) variant(key string) (string, string, error) {
 	i := Bucket(key, ro.dist)
 	if i < 0 {
 		return "", ErrorGeneral, fmt.Errorf("rollout weights add up to zero")

@@ -5,6 +5,7 @@
 package evaluation
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -29,7 +30,7 @@ type Evaluator struct {
 	compiled  *evaluation.Cache
 	clock     clock.PassiveClock
 	synced    []cache.InformerSynced
-	metrics   *recorder
+	series    *flagSeries
 }
 
 // NewEvaluator registers the informers it needs with factory; the caller
@@ -54,9 +55,10 @@ func NewEvaluator(factory informers.SharedInformerFactory, c clock.PassiveClock)
 		compiled:  evaluation.NewCache(),
 		clock:     c,
 		synced:    []cache.InformerSynced{flagInformer.Informer().HasSynced, segmentInformer.Informer().HasSynced, overrideInformer.Informer().HasSynced},
-		metrics:   newRecorder(),
+		series:    processSeries,
 	}
-	// Drop compiled programs of deleted flags.
+	registerMetrics()
+	// Drop compiled programs and metric series of deleted flags.
 	if _, err := flagInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		DeleteFunc: func(obj any) {
 			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -64,6 +66,7 @@ func NewEvaluator(factory informers.SharedInformerFactory, c clock.PassiveClock)
 			}
 			if f, ok := obj.(*v1beta1.Flag); ok {
 				e.compiled.Forget(f.UID)
+				e.series.forget(f.Namespace, f.Name)
 			}
 		},
 	}); err != nil {
@@ -106,28 +109,41 @@ func (e *Evaluator) overridesFor(namespace, key string) []*v1beta1.FlagOverride 
 	return out
 }
 
-func (e *Evaluator) evaluate(f *v1beta1.Flag, c *evaluation.Context, expected v1beta1.FlagType, now time.Time) v1beta1.FlagEvaluation {
+func (e *Evaluator) flagExists(namespace, name string) bool {
+	_, err := e.flags.Flags(namespace).Get(name)
+	return err == nil
+}
+
+// evaluate answers one flag. ctx is the request: CEL stops when it ends.
+// budget is the request's (nil: this evaluation's own).
+func (e *Evaluator) evaluate(ctx context.Context, f *v1beta1.Flag, c *evaluation.Context, expected v1beta1.FlagType, now time.Time, budget *evaluation.Budget) v1beta1.FlagEvaluation {
 	start := time.Now()
 	res := e.compiled.Get(f, e.segmentLookup(f.Namespace)).
-		Evaluate(f, e.overridesFor(f.Namespace, f.Name), evaluation.Request{Context: c, ExpectedType: expected, Now: now})
-	e.metrics.observe(f.Namespace, f.Name, res, time.Since(start))
+		Evaluate(ctx, f, e.overridesFor(f.Namespace, f.Name), evaluation.Request{Context: c, ExpectedType: expected, Now: now, Budget: budget})
+	observeDuration(time.Since(start))
+	e.series.count(f.Namespace, f.Name, &res, e.flagExists)
 	return res
 }
 
 // Evaluate evaluates one flag; found is false when there is no such flag.
-func (e *Evaluator) Evaluate(namespace, key string, c *evaluation.Context, expected v1beta1.FlagType) (res v1beta1.FlagEvaluation, found bool) {
+// CEL stops when ctx ends, and the flag's expressions share one request
+// budget (evaluation.Budget).
+func (e *Evaluator) Evaluate(ctx context.Context, namespace, key string, c *evaluation.Context, expected v1beta1.FlagType) (res v1beta1.FlagEvaluation, found bool) {
 	f, err := e.flags.Flags(namespace).Get(key)
 	if err != nil {
 		return evaluation.NotFound(key), false
 	}
-	return e.evaluate(f, c, expected, e.clock.Now()), true
+	return e.evaluate(ctx, f, c, expected, e.clock.Now(), nil), true
 }
 
 // EvaluateAll evaluates the flags named by keys (a key without a flag
 // answers FLAG_NOT_FOUND) or, without keys, every flag selector matches;
-// results are ordered by key.
-func (e *Evaluator) EvaluateAll(namespace string, keys []string, selector labels.Selector, c *evaluation.Context) []v1beta1.FlagEvaluation {
+// results are ordered by key. All of them share one request budget
+// (evaluation.Budget): once it is spent, the flags that still need CEL
+// answer ERROR/GENERAL. CEL stops when ctx ends.
+func (e *Evaluator) EvaluateAll(ctx context.Context, namespace string, keys []string, selector labels.Selector, c *evaluation.Context) []v1beta1.FlagEvaluation {
 	now := e.clock.Now()
+	budget := evaluation.NewBudget()
 	var results []v1beta1.FlagEvaluation
 	if len(keys) > 0 {
 		for _, key := range keys {
@@ -137,13 +153,13 @@ func (e *Evaluator) EvaluateAll(namespace string, keys []string, selector labels
 				continue
 			}
 			if selector.Matches(labels.Set(f.Labels)) {
-				results = append(results, e.evaluate(f, c, "", now))
+				results = append(results, e.evaluate(ctx, f, c, "", now, budget))
 			}
 		}
 	} else {
 		flags, _ := e.flags.Flags(namespace).List(selector)
 		for _, f := range flags {
-			results = append(results, e.evaluate(f, c, "", now))
+			results = append(results, e.evaluate(ctx, f, c, "", now, budget))
 		}
 	}
 	sort.Slice(results, func(i, j int) bool { return results[i].Key < results[j].Key })

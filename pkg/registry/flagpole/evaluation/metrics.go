@@ -10,9 +10,10 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 )
 
-// MaxMetricFlags bounds the cardinality of flagpole_evaluations_total: the
-// first MaxMetricFlags namespace/flag pairs evaluated get their own series;
-// later ones are counted under namespace and flag "_other". With at most 100
+// MaxMetricFlags bounds the cardinality of flagpole_evaluations_total: at
+// most MaxMetricFlags namespace/flag pairs have series of their own at a
+// time; evaluations of others are counted under namespace and flag "_other".
+// A deleted flag's series are removed and its place freed. With at most 100
 // variants per flag (plus none) and 6 reasons, the metric has at most
 // (MaxMetricFlags+1) × 101 × 6 series, and in practice far fewer.
 const MaxMetricFlags = 1000
@@ -34,31 +35,69 @@ var (
 		StabilityLevel: metrics.ALPHA,
 	})
 	registerOnce sync.Once
+
+	// processSeries is the one tracker for the process-wide counter, shared
+	// by every Evaluator (tests run several servers in one process), so that
+	// the cap and the counter agree.
+	processSeries = newFlagSeries(evaluationsTotal, MaxMetricFlags)
 )
 
-type recorder struct {
-	mu    sync.Mutex
-	flags map[string]struct{}
-}
-
-func newRecorder() *recorder {
+func registerMetrics() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(evaluationsTotal, evaluationDuration)
 	})
-	return &recorder{flags: map[string]struct{}{}}
 }
 
-func (r *recorder) observe(namespace, flag string, res v1beta1.FlagEvaluation, took time.Duration) {
-	key := namespace + "/" + flag
-	r.mu.Lock()
-	if _, ok := r.flags[key]; !ok {
-		if len(r.flags) >= MaxMetricFlags {
-			namespace, flag = otherLabel, otherLabel
-		} else {
-			r.flags[key] = struct{}{}
-		}
+type flagRef struct{ namespace, name string }
+
+type seriesKey struct{ variant, reason string }
+
+// flagSeries remembers which flags have series of their own in a counter,
+// and which series each has, so that it can cap them and delete a flag's.
+type flagSeries struct {
+	counter *metrics.CounterVec
+	limit   int
+
+	mu    sync.Mutex
+	flags map[flagRef]map[seriesKey]struct{}
+}
+
+func newFlagSeries(counter *metrics.CounterVec, limit int) *flagSeries {
+	return &flagSeries{counter: counter, limit: limit, flags: map[flagRef]map[seriesKey]struct{}{}}
+}
+
+// count counts one answer for the flag. exists reports whether the flag
+// still exists: a flag that has no series yet gets them only if it does, so
+// that an answer racing the flag's deletion cannot bring back series that
+// forget removed (the informer removes a flag from its store before it calls
+// the handler that forgets it).
+func (s *flagSeries) count(namespace, name string, res *v1beta1.FlagEvaluation, exists func(namespace, name string) bool) {
+	ref, key := flagRef{namespace, name}, seriesKey{res.Variant, res.Reason}
+	s.mu.Lock()
+	series, tracked := s.flags[ref]
+	switch {
+	case tracked:
+		series[key] = struct{}{}
+	case len(s.flags) < s.limit && exists(namespace, name):
+		s.flags[ref] = map[seriesKey]struct{}{key: {}}
+	default:
+		namespace, name = otherLabel, otherLabel
 	}
-	r.mu.Unlock()
-	evaluationsTotal.WithLabelValues(namespace, flag, res.Variant, res.Reason).Inc()
+	s.mu.Unlock()
+	s.counter.WithLabelValues(namespace, name, res.Variant, res.Reason).Inc()
+}
+
+// forget deletes a flag's series and frees its place.
+func (s *flagSeries) forget(namespace, name string) {
+	ref := flagRef{namespace, name}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key := range s.flags[ref] {
+		s.counter.Delete(map[string]string{"namespace": namespace, "flag": name, "variant": key.variant, "reason": key.reason})
+	}
+	delete(s.flags, ref)
+}
+
+func observeDuration(took time.Duration) {
 	evaluationDuration.Observe(took.Seconds())
 }

@@ -22,9 +22,10 @@ import (
 // MaxBulkFlags caps spec.flags of one bulk evaluation.
 const MaxBulkFlags = 1000
 
-// parseContext validates a request's context: a JSON object of at most
-// MaxContextBytes whose targetingKey, if any, is a string of at most
-// MaxTargetingKeyLength. A violation is a 422 with the field path.
+// parseContext validates a request's context (see evaluation.ParseContext):
+// a JSON object of at most MaxContextBytes, nested at most MaxJSONDepth deep,
+// with numbers a float64 holds, whose targetingKey, if any, is a string of at
+// most MaxTargetingKeyLength. A violation is a 422 with the field path.
 func parseContext(raw []byte, fldPath *field.Path) (*evaluation.Context, field.ErrorList) {
 	c, err := evaluation.ParseContext(raw)
 	if err != nil {
@@ -81,7 +82,7 @@ func (r *EvaluateREST) Create(ctx context.Context, name string, obj runtime.Obje
 			return nil, err
 		}
 	}
-	res, found := r.evaluator.Evaluate(genericapirequest.NamespaceValue(ctx), name, c, v1beta1.FlagType(req.Type))
+	res, found := r.evaluator.Evaluate(ctx, genericapirequest.NamespaceValue(ctx), name, c, v1beta1.FlagType(req.Type))
 	if !found {
 		return nil, apierrors.NewNotFound(flagpole.Resource("flags"), name)
 	}
@@ -152,7 +153,7 @@ func (r *BulkREST) Create(ctx context.Context, obj runtime.Object, createValidat
 			return nil, err
 		}
 	}
-	results := r.evaluator.EvaluateAll(genericapirequest.NamespaceValue(ctx), ev.Spec.Flags, selector, c)
+	results := r.evaluator.EvaluateAll(ctx, genericapirequest.NamespaceValue(ctx), ev.Spec.Flags, selector, c)
 	out := ev.DeepCopy()
 	// Never stored: no managed fields to report.
 	out.ManagedFields = nil
