@@ -126,3 +126,34 @@ func TestSlowLoopsStopAtTheTimeLimit(t *testing.T) {
 		t.Errorf("answered after %s", took)
 	}
 }
+
+// An explicit null context is not an object: 422 at context, on both
+// evaluation endpoints, as docs/evaluation.md says; an absent one is empty.
+func TestNullContextIsInvalid(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	const ns = "null-context"
+	createFlag(t, s.Client, ns, boolFlag("target"))
+	base := "/apis/flagpole.dev/v1beta1/namespaces/" + ns
+	for path, body := range map[string]string{
+		base + "/flags/target/evaluate": `{"context":null}`,
+		base + "/evaluations":           `{"apiVersion":"flagpole.dev/v1beta1","kind":"Evaluation","spec":{"context":null}}`,
+	} {
+		code, out := do(t, s.AdminConfig, "POST", path, "application/json", []byte(body))
+		if code != http.StatusUnprocessableEntity || !strings.Contains(string(out), `"field":"`) || !strings.Contains(string(out), "context") {
+			t.Errorf("POST %s %s: %d %s, want 422 at the context", path, body, code, out)
+		}
+	}
+	for path, body := range map[string]string{
+		base + "/flags/target/evaluate": `{}`,
+		base + "/evaluations":           `{"apiVersion":"flagpole.dev/v1beta1","kind":"Evaluation","spec":{}}`,
+	} {
+		if code, out := do(t, s.AdminConfig, "POST", path, "application/json", []byte(body)); code != http.StatusCreated {
+			t.Errorf("POST %s %s: %d %s, want 201 (an absent context is empty)", path, body, code, out)
+		}
+	}
+	// Typed clients leave an unset context out rather than sending null.
+	if _, err := s.Client.FlagpoleV1beta1().Flags(ns).Evaluate(context.Background(), "target", &v1beta1.EvaluationRequest{}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("typed client without a context: %v", err)
+	}
+}

@@ -71,8 +71,8 @@ func isNumberByte(c byte) bool {
 
 // mayOverflow is a cheap pre-check: only a literal with an exponent or more
 // than 300 digits can leave float64's range (its largest value is ~1.8e308).
-// Underflow (1e-400) parses as zero, which strconv reports as a range error
-// too; it is refused for the same reason.
+// Underflow (1e-400, -1e-400) is not an error: it reads as (negative) zero,
+// as it does in encoding/json.
 func mayOverflow(lit []byte) bool {
 	if len(lit) > 300 {
 		return true

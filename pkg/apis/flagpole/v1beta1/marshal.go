@@ -1,7 +1,6 @@
 package v1beta1
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -22,14 +21,20 @@ func (s JSON) MarshalJSON() ([]byte, error) {
 	return s.Raw, nil
 }
 
-// UnmarshalJSON keeps any JSON value as it was sent; null means no value. A
-// number no float64 holds (1e400) is refused here, before anything else sees
+// IsZero reports a JSON that holds nothing, not even null: such a field is
+// omitted when encoded (`omitzero`), so a typed client that sets no
+// evaluation context sends none, rather than a null the server refuses.
+func (s JSON) IsZero() bool { return len(s.Raw) == 0 }
+
+// UnmarshalJSON keeps any JSON value as it was sent, null included, so that
+// validation can tell an explicit null (a variant without a value, a context
+// that is not an object) from a field left out. A number no float64 holds (1e400) is refused here, before anything else sees
 // the value: structured-merge-diff converts it during managed-fields work,
 // which runs before validation and panics on such a number. The error is a
 // *json.UnmarshalTypeError so that the decoder adds the field path and the
 // client gets a 400 naming the field.
 func (s *JSON) UnmarshalJSON(data []byte) error {
-	if len(data) == 0 || bytes.Equal(data, jsonNull) {
+	if len(data) == 0 {
 		return nil
 	}
 	if err := checkNumbers(data); err != nil {

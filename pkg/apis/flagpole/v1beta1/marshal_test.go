@@ -45,17 +45,34 @@ func TestVariantNameKeepsBooleansApart(t *testing.T) {
 	}
 }
 
-func TestJSONNullIsNoValue(t *testing.T) {
+// An explicit null is kept (validation refuses it where a value is needed:
+// a variant's value, an evaluation context), and an absent context is not
+// sent by typed clients at all.
+func TestJSONNullIsKeptAbsentIsOmitted(t *testing.T) {
 	var v Variant
 	if err := json.Unmarshal([]byte(`{"name": "a", "value": null}`), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.Value.Raw != nil {
-		t.Errorf("null decoded to %q, want no value", v.Value.Raw)
+	if string(v.Value.Raw) != "null" {
+		t.Errorf("null decoded to %q, want null kept", v.Value.Raw)
 	}
-	out, _ := json.Marshal(v)
-	if string(out) != `{"name":"a","value":null}` {
-		t.Errorf("encoded as %s", out)
+	var absent Variant
+	if err := json.Unmarshal([]byte(`{"name": "a"}`), &absent); err != nil || absent.Value.Raw != nil {
+		t.Errorf("an absent value decoded to %q (%v), want nothing", absent.Value.Raw, err)
+	}
+	if out, _ := json.Marshal(absent); string(out) != `{"name":"a","value":null}` {
+		t.Errorf("a variant without a value encoded as %s", out)
+	}
+
+	if out, _ := json.Marshal(EvaluationRequest{}); string(out) != `{}` {
+		t.Errorf("a request without a context encoded as %s, want no context member", out)
+	}
+	if out, _ := json.Marshal(EvaluationSpec{}); string(out) != `{}` {
+		t.Errorf("a bulk spec without a context encoded as %s, want no context member", out)
+	}
+	var req EvaluationRequest
+	if err := json.Unmarshal([]byte(`{"context": null}`), &req); err != nil || string(req.Context.Raw) != "null" {
+		t.Errorf(`{"context": null} decoded to %q (%v), want null kept for validation to refuse`, req.Context.Raw, err)
 	}
 }
 

@@ -314,7 +314,7 @@ type EvaluationRequest struct {
 	// context is the OpenFeature evaluation context, a JSON object; its
 	// member targetingKey, a string, is the targeting key. At most 16 KiB.
 	// +optional
-	Context JSON `json:"context,omitempty" protobuf:"bytes,1,opt,name=context"`
+	Context JSON `json:"context,omitempty,omitzero" protobuf:"bytes,1,opt,name=context"`
 
 	// type is the type the caller expects; a different flag type is a
 	// TYPE_MISMATCH error. Empty accepts any type.
@@ -397,7 +397,7 @@ type Evaluation struct {
 type EvaluationSpec struct {
 	// context is the OpenFeature evaluation context, as in EvaluationRequest.
 	// +optional
-	Context JSON `json:"context,omitempty" protobuf:"bytes,1,opt,name=context"`
+	Context JSON `json:"context,omitempty,omitzero" protobuf:"bytes,1,opt,name=context"`
 
 	// flags lists flag keys to evaluate; a key with no flag answers FLAG_NOT_FOUND.
 	// +listType=set
