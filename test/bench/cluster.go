@@ -1,0 +1,446 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// env owns every process and the temporary directory of one run, so that one
+// deferred close tears everything down on success, error or Ctrl-C.
+type env struct {
+	dir   string
+	mu    sync.Mutex
+	procs []*proc
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func newEnv() (*env, error) {
+	dir, err := os.MkdirTemp("", "flagpole-bench-")
+	if err != nil {
+		return nil, err
+	}
+	return &env{dir: dir}, nil
+}
+
+func (e *env) path(elem ...string) string { return filepath.Join(append([]string{e.dir}, elem...)...) }
+
+// start runs bin in its own process group (so that stopping it reaches any
+// children) with its output in <dir>/logs/<name>.log.
+func (e *env) start(name, bin string, args ...string) (*proc, error) {
+	if err := os.MkdirAll(e.path("logs"), 0o755); err != nil {
+		return nil, err
+	}
+	logPath := e.path("logs", name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	// Pdeathsig: if the bench itself is killed with SIGKILL, the servers die too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	e.mu.Lock()
+	e.procs = append(e.procs, p)
+	e.mu.Unlock()
+	return p, nil
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// tail is the end of the process's log, for errors.
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+// stop asks the process group to terminate and kills it after a grace period.
+func (p *proc) stop() {
+	pgid := p.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.done
+	}
+	// Anything the process left behind in its group.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// close stops the processes in reverse start order and removes the directory.
+func (e *env) close() {
+	e.mu.Lock()
+	procs := e.procs
+	e.procs = nil
+	e.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop()
+	}
+	if err := os.RemoveAll(e.dir); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: remove %s: %v\n", e.dir, err)
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitFor polls check until it succeeds, p exits, ctx ends or timeout passes.
+func waitFor(ctx context.Context, p *proc, timeout time.Duration, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if p != nil && p.exited() {
+			return fmt.Errorf("%s exited: %v\n%s", p.name, p.err, p.tail())
+		}
+		last := check()
+		if last == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if p == nil {
+				return fmt.Errorf("not ready within %s: %v", timeout, last)
+			}
+			return fmt.Errorf("%s not ready within %s: %v\n%s", p.name, timeout, last, p.tail())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// peer is kube-apiserver with its etcd: the reference every Flagpole path is
+// divided by.
+type peer struct {
+	url    string
+	token  string // static bearer token of user "bench", in no special group
+	roots  *x509.CertPool
+	server *proc
+	etcd   *proc
+}
+
+func startPeer(ctx context.Context, e *env, binDir string) (*peer, error) {
+	clientPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	peerPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
+	etcdPeerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
+	etcd, err := e.start("etcd", filepath.Join(binDir, "etcd"),
+		"--name", "bench",
+		"--data-dir", e.path("etcd"),
+		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
+		"--listen-peer-urls", etcdPeerURL, "--initial-advertise-peer-urls", etcdPeerURL,
+		"--initial-cluster", "bench="+etcdPeerURL,
+		"--log-level", "warn",
+	)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitFor(ctx, etcd, 60*time.Second, func() error { return getStatus(http.DefaultClient, etcdURL+"/health", nil) }); err != nil {
+		return nil, err
+	}
+
+	if err := os.MkdirAll(e.path("kube"), 0o700); err != nil {
+		return nil, err
+	}
+	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalECPrivateKey(saKey)
+	if err != nil {
+		return nil, err
+	}
+	saKeyFile := e.path("kube", "service-account.key")
+	if err := os.WriteFile(saKeyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return nil, err
+	}
+	tokenBytes := make([]byte, 24)
+	if _, err := rand.Read(tokenBytes); err != nil {
+		return nil, err
+	}
+	token := hex.EncodeToString(tokenBytes)
+	tokenFile := e.path("kube", "tokens.csv")
+	// token,user,uid — no groups: the user has only system:authenticated.
+	if err := os.WriteFile(tokenFile, []byte(token+",bench,bench-uid\n"), 0o600); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	certDir := e.path("kube", "certs")
+	server, err := e.start("kube-apiserver", filepath.Join(binDir, "kube-apiserver"),
+		"--etcd-servers", etcdURL,
+		"--bind-address", "127.0.0.1",
+		"--advertise-address", "127.0.0.1",
+		"--secure-port", strconv.Itoa(port),
+		"--cert-dir", certDir, // self-signed serving certificate
+		// Endpoints of a loopback address cannot be reconciled.
+		"--endpoint-reconciler-type", "none",
+		"--authorization-mode", "RBAC",
+		"--token-auth-file", tokenFile,
+		"--service-cluster-ip-range", "10.96.0.0/24",
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", saKeyFile,
+		"--service-account-signing-key-file", saKeyFile,
+	)
+	if err != nil {
+		return nil, err
+	}
+	p := &peer{url: "https://127.0.0.1:" + strconv.Itoa(port), token: token, server: server, etcd: etcd}
+	// The serving certificate is written during start-up, so the client that
+	// trusts it is built on each try.
+	err = waitFor(ctx, server, 120*time.Second, func() error {
+		pemBytes, err := os.ReadFile(filepath.Join(certDir, "apiserver.crt"))
+		if err != nil {
+			return err
+		}
+		p.roots = x509.NewCertPool()
+		if !p.roots.AppendCertsFromPEM(pemBytes) {
+			return errors.New("no certificate in apiserver.crt")
+		}
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.roots}}}
+		return getStatus(c, p.url+"/readyz", http.Header{"Authorization": {"Bearer " + token}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// flagpole is the standalone server under test.
+type flagpole struct {
+	url      string
+	appToken string
+	roots    *x509.CertPool
+	admin    tls.Certificate
+	server   *proc
+	version  string
+}
+
+func startFlagpole(ctx context.Context, e *env, bin string) (*flagpole, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dataDir := e.path("flagpole")
+	server, err := e.start("flagpole-apiserver", bin, "--data-dir", dataDir, "--secure-port", strconv.Itoa(port))
+	if err != nil {
+		return nil, err
+	}
+	f := &flagpole{url: "https://127.0.0.1:" + strconv.Itoa(port), server: server}
+	// The PKI and token files appear during start-up: load them on each try.
+	err = waitFor(ctx, server, 90*time.Second, func() error {
+		caPEM, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt"))
+		if err != nil {
+			return err
+		}
+		f.roots = x509.NewCertPool()
+		if !f.roots.AppendCertsFromPEM(caPEM) {
+			return errors.New("no certificate in ca.crt")
+		}
+		if f.admin, err = tls.LoadX509KeyPair(filepath.Join(dataDir, "pki", "admin.crt"), filepath.Join(dataDir, "pki", "admin.key")); err != nil {
+			return err
+		}
+		token, err := os.ReadFile(filepath.Join(dataDir, "app-token"))
+		if err != nil {
+			return err
+		}
+		f.appToken = strings.TrimSpace(string(token))
+		return getStatus(f.adminClient(), f.url+"/readyz", nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command(bin, "--version").Output(); err == nil {
+		f.version = strings.TrimPrefix(strings.TrimSpace(string(out)), "flagpole-apiserver ")
+	}
+	return f, nil
+}
+
+// adminClient is a plain client for set-up requests (not the load generator's).
+func (f *flagpole) adminClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: f.roots, Certificates: []tls.Certificate{f.admin},
+	}}}
+}
+
+const benchNamespace = "bench"
+
+// createFlags creates the two flags every Flagpole path evaluates.
+func (f *flagpole) createFlags() error {
+	flags := []string{
+		`{"apiVersion":"flagpole.dev/v1beta1","kind":"Flag","metadata":{"name":"static-flag"},
+		  "spec":{"type":"Boolean","variants":[{"name":"on","value":true},{"name":"off","value":false}],"defaultVariant":"off"}}`,
+		`{"apiVersion":"flagpole.dev/v1beta1","kind":"Flag","metadata":{"name":"fractional-flag"},
+		  "spec":{"type":"Boolean","variants":[{"name":"on","value":true},{"name":"off","value":false}],"defaultVariant":"off",
+		          "rules":[{"name":"split","rollout":{"distribution":[{"variant":"on","weight":50},{"variant":"off","weight":50}]}}]}}`,
+	}
+	c := f.adminClient()
+	for _, body := range flags {
+		resp, err := c.Post(f.url+"/apis/flagpole.dev/v1beta1/namespaces/"+benchNamespace+"/flags", "application/json", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("create flag: %d %s", resp.StatusCode, b)
+		}
+	}
+	return nil
+}
+
+// getStatus GETs url and wants 200.
+func getStatus(c *http.Client, url string, h http.Header) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+// rssKiB reads VmRSS of a running process.
+func rssKiB(p *proc) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+// userHZ is the unit of /proc/<pid>/stat's CPU times: fixed at 100 by the
+// Linux ABI whatever the kernel's internal tick.
+const userHZ = 100
+
+// cpuTime is the user and system CPU time a process has used so far.
+func cpuTime(p *proc) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name in parentheses may hold spaces: count fields after it.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc/<pid>/stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("malformed /proc/<pid>/stat")
+	}
+	// utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+	utime, err := strconv.ParseInt(f[11], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	stime, err := strconv.ParseInt(f[12], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * time.Second / userHZ, nil
+}
+
+// measureCPU sends the CPU time p uses between from and to, or -1 when it
+// cannot be read or ctx ends first.
+func measureCPU(ctx context.Context, p *proc, from, to time.Time) <-chan time.Duration {
+	ch := make(chan time.Duration, 1)
+	go func() {
+		sample := func(at time.Time) (time.Duration, bool) {
+			select {
+			case <-ctx.Done():
+				return 0, false
+			case <-time.After(time.Until(at)):
+			}
+			d, err := cpuTime(p)
+			return d, err == nil
+		}
+		a, ok := sample(from)
+		if !ok {
+			ch <- -1
+			return
+		}
+		b, ok := sample(to)
+		if !ok {
+			ch <- -1
+			return
+		}
+		ch <- b - a
+	}()
+	return ch
+}

@@ -1,0 +1,301 @@
+// Command bench measures Flagpole's request paths against kube-apiserver on
+// the same machine in the same run, so that the figures that matter are
+// ratios, which survive the machine's day-to-day variation.
+//
+//	bench [flags] evaluation
+//
+// hack/bench.sh builds what it needs and runs it; docs/benchmarks.md says what
+// it measures and holds the last results.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	toolsBin    string
+	flagpoleBin string
+	outDir      string
+	docs        string
+	workers     int
+	warmup      time.Duration
+	measure     time.Duration
+	rounds      int
+	rate        int
+	rateMeasure time.Duration
+	profile     time.Duration
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.toolsBin, "tools-bin", "_output/tools/bin", "directory with etcd and kube-apiserver (hack/build-tools.sh)")
+	flag.StringVar(&cfg.flagpoleBin, "flagpole-bin", "_output/bench/flagpole-apiserver", "the flagpole-apiserver binary to measure")
+	flag.StringVar(&cfg.outDir, "out", "_output/bench", "directory for the CPU profile")
+	flag.StringVar(&cfg.docs, "docs", "docs/benchmarks.md", "file whose evaluation section is rewritten with the results; empty: none")
+	flag.IntVar(&cfg.workers, "workers", 16, "closed-loop workers, one connection each")
+	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before each measured window")
+	flag.DurationVar(&cfg.measure, "duration", 8*time.Second, "measured window per path and round")
+	flag.IntVar(&cfg.rounds, "rounds", 2, "closed-loop rounds, the order of paths rotated each round")
+	flag.IntVar(&cfg.rate, "rate", 1000, "requests per second of the fixed-rate phase")
+	flag.DurationVar(&cfg.rateMeasure, "rate-duration", 5*time.Second, "measured window of the fixed-rate phase per path")
+	flag.DurationVar(&cfg.profile, "profile", 5*time.Second, "length of Flagpole's CPU profile under OFREP load")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] evaluation\n", os.Args[0])
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() != 1 || flag.Arg(0) != "evaluation" {
+		flag.Usage()
+		os.Exit(2)
+	}
+	// Ctrl-C or SIGTERM cancels the run; run's deferred clean-up then stops
+	// every server and removes the temporary directory.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, cfg)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+var began = time.Now()
+
+// logf prints a progress line with the time since start.
+func logf(format string, args ...any) {
+	fmt.Printf("[%6.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context, cfg config) error {
+	// Read now: others may commit while the run goes on.
+	revision := gitRevision()
+	e, err := newEnv()
+	if err != nil {
+		return err
+	}
+	defer e.close()
+
+	logf("starting etcd and kube-apiserver (logs in %s)", e.path("logs"))
+	kube, err := startPeer(ctx, e, cfg.toolsBin)
+	if err != nil {
+		return err
+	}
+	logf("kube-apiserver ready at %s", kube.url)
+	fp, err := startFlagpole(ctx, e, cfg.flagpoleBin)
+	if err != nil {
+		return err
+	}
+	logf("flagpole-apiserver %s ready at %s", fp.version, fp.url)
+	if err := fp.createFlags(); err != nil {
+		return err
+	}
+
+	selfSubjectReview := &target{
+		name: "kube-apiserver SelfSubjectReview (bearer)", want: http.StatusCreated,
+		url:    kube.url + "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+		tls:    &tls.Config{RootCAs: kube.roots},
+		bearer: kube.token,
+		server: kube.server,
+		body:   []byte(`{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`),
+	}
+	ofrep := func(flag string) *target {
+		return &target{
+			name: "OFREP single " + flag + " (bearer)", want: http.StatusOK, keyed: true,
+			url:    fp.url + "/namespaces/" + benchNamespace + "/ofrep/v1/evaluate/flags/" + flag,
+			tls:    &tls.Config{RootCAs: fp.roots},
+			bearer: fp.appToken,
+			server: fp.server,
+		}
+	}
+	ofrepStatic, ofrepFractional := ofrep("static-flag"), ofrep("fractional-flag")
+	evaluate := &target{
+		name: "flags/evaluate static-flag (client cert)", want: http.StatusCreated, keyed: true,
+		url:    fp.url + "/apis/flagpole.dev/v1beta1/namespaces/" + benchNamespace + "/flags/static-flag/evaluate",
+		tls:    &tls.Config{RootCAs: fp.roots, Certificates: []tls.Certificate{fp.admin}},
+		server: fp.server,
+	}
+	paths := []*target{selfSubjectReview, ofrepStatic, ofrepFractional, evaluate}
+
+	// Every path must give its expected answer before anything is measured:
+	// a wrong set-up fails here instead of yielding a table of errors. This
+	// also waits for the evaluator to see the flags just created.
+	for _, t := range paths {
+		c := t.client(1, 1, new(atomic.Int64))
+		err := waitFor(ctx, nil, 30*time.Second, func() error {
+			if failure := t.do(ctx, c); failure != "" {
+				return errors.New(t.name + ": " + failure)
+			}
+			return nil
+		})
+		c.CloseIdleConnections()
+		if err != nil {
+			return err
+		}
+	}
+
+	rep := &report{cfg: cfg, flagpoleVersion: fp.version, closed: map[*target][]*result{}, fixed: map[*target]*result{}}
+	rep.paths = paths
+	rep.revision = revision
+	rep.kubeVersion = commandLine(filepath.Join(cfg.toolsBin, "kube-apiserver"), "--version")
+	rep.etcdVersion = commandLine(filepath.Join(cfg.toolsBin, "etcd"), "--version")
+
+	// Rotating the order each round spreads any drift of the machine (other
+	// load, thermal state) over every path instead of one.
+	for round := range cfg.rounds {
+		for i := range paths {
+			t := paths[(i+round)%len(paths)]
+			r := closedLoop(ctx, t, cfg.workers, cfg.warmup, cfg.measure)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			rep.closed[t] = append(rep.closed[t], r)
+			logf("round %d  %-42s %8.0f req/s  p50 %s  p99 %s  errors %s  server %.0f µs CPU/req, %.2f cores  (%d connections)",
+				round+1, t.name, r.rate(), ms(percentile(r.lat, 0.5)), ms(percentile(r.lat, 0.99)), errSummary(r), us(r.cpuPerRequest()), r.cores(), r.conns)
+		}
+	}
+
+	rep.fixedPaths = []*target{selfSubjectReview, ofrepStatic, evaluate}
+	for _, t := range rep.fixedPaths {
+		r := fixedRate(ctx, t, cfg.rate, cfg.warmup, cfg.rateMeasure)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rep.fixed[t] = r
+		logf("fixed %d/s  %-42s %8.0f req/s  p50 %s  p99 %s (from schedule %s)  errors %s  server %.0f µs CPU/req  (%d connections)",
+			cfg.rate, t.name, r.rate(), ms(percentile(r.lat, 0.5)), ms(percentile(r.lat, 0.99)), ms(percentile(r.latSched, 0.99)), errSummary(r), us(r.cpuPerRequest()), r.conns)
+	}
+
+	logf("profiling Flagpole for %s under OFREP static-flag load", cfg.profile)
+	if err := profile(ctx, cfg, fp, ofrepStatic, rep); err != nil {
+		return err
+	}
+
+	for _, p := range []struct {
+		name string
+		proc *proc
+	}{{"flagpole-apiserver (embedded etcd)", fp.server}, {"kube-apiserver", kube.server}, {"etcd (kube-apiserver's)", kube.etcd}} {
+		kib, err := rssKiB(p.proc)
+		if err != nil {
+			return fmt.Errorf("RSS of %s: %w", p.name, err)
+		}
+		rep.rss = append(rep.rss, fmt.Sprintf("%s %d MiB", p.name, kib/1024))
+	}
+	rep.elapsed = time.Since(began)
+
+	out := rep.markdown()
+	fmt.Println()
+	fmt.Print(out)
+	if cfg.docs != "" {
+		if err := updateDocs(cfg.docs, out); err != nil {
+			return err
+		}
+		logf("wrote the results into %s", cfg.docs)
+	}
+	return nil
+}
+
+// profile fetches a CPU profile from Flagpole while OFREP load runs, saves
+// it, and keeps pprof's top functions by cumulative time for the report.
+func profile(ctx context.Context, cfg config, fp *flagpole, t *target, rep *report) error {
+	loadCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	loadDone := make(chan *result, 1)
+	go func() {
+		// Longer than the profile: cancelled as soon as the profile is in.
+		loadDone <- closedLoop(loadCtx, t, cfg.workers, 0, cfg.profile+30*time.Second)
+	}()
+	// Let the load reach steady state before sampling.
+	select {
+	case <-time.After(500 * time.Millisecond):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c := fp.adminClient()
+	c.Timeout = cfg.profile + 30*time.Second
+	resp, err := c.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", fp.url, int(cfg.profile.Seconds())))
+	if err != nil {
+		return fmt.Errorf("CPU profile: %w", err)
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cancel()
+	<-loadDone
+	if err != nil {
+		return fmt.Errorf("CPU profile: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("CPU profile: %d %s", resp.StatusCode, data)
+	}
+	if err := os.MkdirAll(cfg.outDir, 0o755); err != nil {
+		return err
+	}
+	rep.profileFile = filepath.Join(cfg.outDir, "flagpole-ofrep.cpu.pprof")
+	if err := os.WriteFile(rep.profileFile, data, 0o644); err != nil {
+		return err
+	}
+	logf("CPU profile saved to %s", rep.profileFile)
+	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=15", rep.profileFile).Output()
+	if err != nil {
+		// The profile is saved; a missing summary is not worth failing the run.
+		rep.profileTop = "go tool pprof failed: " + err.Error()
+		return nil
+	}
+	rep.profileTop = pprofRows(string(top))
+	return nil
+}
+
+// pprofRows keeps the sample summary and the table of pprof's -top output.
+func pprofRows(out string) string {
+	var keep []string
+	table := false
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		switch {
+		case strings.HasPrefix(line, "Duration:"):
+			keep = append(keep, line)
+		case strings.Contains(line, "flat%") && strings.Contains(line, "cum%"):
+			table = true
+			keep = append(keep, line)
+		case table:
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// gitRevision names the measured source: the commit, and whether the tree
+// differed from it (others' uncommitted work included).
+func gitRevision() string {
+	head, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown revision"
+	}
+	rev := "commit " + strings.TrimSpace(string(head))
+	if status, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(status) > 0 {
+		rev += " with uncommitted changes"
+	}
+	return rev
+}
+
+// commandLine is the first line a tool prints, for the report's versions.
+func commandLine(bin string, args ...string) string {
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		return "unknown"
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line
+}
