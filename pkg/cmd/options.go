@@ -21,11 +21,10 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apiserver/pkg/admission"
 	admissionmetrics "k8s.io/apiserver/pkg/admission/metrics"
-	"k8s.io/apiserver/pkg/apis/apiserver"
-	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
 	"k8s.io/apiserver/pkg/authentication/group"
 	"k8s.io/apiserver/pkg/authentication/request/bearertoken"
 	unionauthn "k8s.io/apiserver/pkg/authentication/request/union"
+	x509request "k8s.io/apiserver/pkg/authentication/request/x509"
 	"k8s.io/apiserver/pkg/authentication/token/tokenfile"
 	unionauthz "k8s.io/apiserver/pkg/authorization/union"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
@@ -36,12 +35,14 @@ import (
 	cliflag "k8s.io/component-base/cli/flag"
 	basecompatibility "k8s.io/component-base/compatibility"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	netutils "k8s.io/utils/net"
 
 	"github.com/flagpole-dev/flagpole/pkg/admission/flagpoleinitializer"
 	"github.com/flagpole-dev/flagpole/pkg/admission/plugin/references"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	flagpoleapiserver "github.com/flagpole-dev/flagpole/pkg/apiserver"
+	"github.com/flagpole-dev/flagpole/pkg/clientcert"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 	generatedopenapi "github.com/flagpole-dev/flagpole/pkg/generated/openapi"
@@ -363,6 +364,8 @@ func (o *Options) config(etcd *genericoptions.EtcdOptions) (*flagpoleapiserver.C
 		if err := o.standaloneAdmission(serverConfig); err != nil {
 			return nil, err
 		}
+	} else {
+		cacheFrontProxyVerification(serverConfig)
 	}
 	return &flagpoleapiserver.Config{
 		GenericConfig: serverConfig,
@@ -381,13 +384,7 @@ func (o *Options) applyLocalAuthentication(c *genericapiserver.RecommendedConfig
 	if err != nil {
 		return err
 	}
-	certs, _, err := authenticatorfactory.DelegatingAuthenticatorConfig{
-		Anonymous:                          &apiserver.AnonymousAuthConfig{Enabled: false},
-		ClientCertificateCAContentProvider: caProvider,
-	}.New()
-	if err != nil {
-		return err
-	}
+	certs := clientcert.NewAuthenticator(clientcert.NewCache(clock.RealClock{}), caProvider.VerifyOptions, x509request.CommonNameUserConversion)
 	tokensFile, err := standalone.EnsureAppToken(o.DataDir)
 	if err != nil {
 		return fmt.Errorf("application token: %w", err)
@@ -406,6 +403,23 @@ func (o *Options) applyLocalAuthentication(c *genericapiserver.RecommendedConfig
 	}
 	c.Authorization.Authorizer = authz
 	return nil
+}
+
+// cacheFrontProxyVerification puts a front-proxy authenticator that verifies
+// each distinct proxy certificate chain once ahead of the delegated
+// authenticator upstream built, which verifies it on every request: through
+// the aggregator every request carries kube-apiserver's front-proxy
+// certificate. Identities still come from each request's X-Remote-* headers.
+// A request it cannot authenticate (no proxy certificate, or a client
+// certificate of another CA) goes on to upstream's authenticator as before.
+func cacheFrontProxyVerification(c *genericapiserver.RecommendedConfig) {
+	rh := c.Authentication.RequestHeaderConfig
+	if rh == nil || c.Authentication.Authenticator == nil {
+		return
+	}
+	frontProxy := clientcert.NewRequestHeader(clientcert.NewCache(clock.RealClock{}), rh.CAContentProvider.VerifyOptions,
+		rh.AllowedClientNames, rh.UsernameHeaders, rh.UIDHeaders, rh.GroupHeaders, rh.ExtraHeaderPrefixes)
+	c.Authentication.Authenticator = unionauthn.New(group.NewAuthenticatedGroupAdder(frontProxy), c.Authentication.Authenticator)
 }
 
 // Run serves until ctx is done, then drains in-flight requests and, in

@@ -83,7 +83,8 @@ func TestSingleEvaluation(t *testing.T) {
 		{"targetingKey not a string", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", `{"context":{"targetingKey":1}}`, 400, `"errorCode":"INVALID_CONTEXT"`},
 		{"too large", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", `{"context":{"s":"` + strings.Repeat("x", MaxRequestBytes) + `"}}`, 413, `"errorCode":"INVALID_CONTEXT"`},
 		{"wrong method", "GET", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", ``, 405, `"errorCode":"GENERAL"`},
-		{"invalid key", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/Not_A_Name", `{}`, 404, `404 page not found`},
+		{"invalid key", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/Not_A_Name", `{}`, 404, `"errorCode":"FLAG_NOT_FOUND"`},
+		{"not an OFREP path", "POST", "/namespaces/apps/ofrep/v1/evaluate", `{}`, 404, `404 page not found`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := serve(t, h, tc.method, tc.path, tc.body)

@@ -49,7 +49,9 @@ type route struct {
 }
 
 // parsePath recognises /namespaces/{ns}/ofrep/v1/{evaluate/flags[/{key}]|events}.
-// Namespace and key must be valid names; anything else is not an OFREP path.
+// It does not validate the names: it runs several times per request (request
+// attributes, the long-running check of several filters, the handler), and a
+// name that is not valid simply finds no flag. RequestInfoResolver validates.
 func parsePath(path string) route {
 	rest, ok := strings.CutPrefix(path, PathPrefix)
 	if !ok {
@@ -60,19 +62,13 @@ func parsePath(path string) route {
 		return route{}
 	}
 	r := route{namespace: parts[0]}
-	if len(apimachineryvalidation.ValidateNamespaceName(r.namespace, false)) > 0 {
-		return route{}
-	}
 	switch tail := parts[3:]; {
 	case len(tail) == 1 && tail[0] == "events":
 		r.endpoint = endpointEvents
 	case len(tail) == 2 && tail[0] == "evaluate" && tail[1] == "flags":
 		r.endpoint = endpointFlags
-	case len(tail) == 3 && tail[0] == "evaluate" && tail[1] == "flags":
+	case len(tail) == 3 && tail[0] == "evaluate" && tail[1] == "flags" && tail[2] != "":
 		r.key = tail[2]
-		if len(apimachineryvalidation.NameIsDNSSubdomain(r.key, false)) > 0 {
-			return route{}
-		}
 		r.endpoint = endpointFlag
 	default:
 		return route{}
@@ -95,7 +91,10 @@ var _ genericapirequest.RequestInfoResolver = RequestInfoResolver{}
 // NewRequestInfo implements genericapirequest.RequestInfoResolver.
 func (r RequestInfoResolver) NewRequestInfo(req *http.Request) (*genericapirequest.RequestInfo, error) {
 	rt := parsePath(req.URL.Path)
-	if rt.endpoint == endpointNone {
+	// Only valid names get a resource's attributes; anything else is an
+	// ordinary non-resource path to authorize (and the handler finds nothing).
+	if rt.endpoint == endpointNone || len(apimachineryvalidation.ValidateNamespaceName(rt.namespace, false)) > 0 ||
+		(rt.endpoint == endpointFlag && len(apimachineryvalidation.NameIsDNSSubdomain(rt.key, false)) > 0) {
 		return r.Next.NewRequestInfo(req)
 	}
 	info := &genericapirequest.RequestInfo{
@@ -122,5 +121,6 @@ func (r RequestInfoResolver) NewRequestInfo(req *http.Request) (*genericapireque
 // IsLongRunning reports the OFREP event stream, which must escape the
 // request timeout and must not hold a flow-control seat for its lifetime.
 func IsLongRunning(req *http.Request) bool {
-	return parsePath(req.URL.Path).endpoint == endpointEvents
+	// Several filters ask for every request: answer most with one suffix test.
+	return strings.HasSuffix(req.URL.Path, "/events") && parsePath(req.URL.Path).endpoint == endpointEvents
 }

@@ -75,6 +75,22 @@ func TestOFREPWithServiceAccountTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The status controller's writes change resourceVersions (so ETags) and
+	// send change events: let them land before the SDKs compare answers.
+	for _, f := range openfeaturejs.Flags() {
+		if err := waitFor(ctx, nil, 30*time.Second, func() error {
+			got, err := flags.Get(ctx, f.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if got.Status.ObservedGeneration != got.Generation || len(got.Status.Conditions) == 0 {
+				return fmt.Errorf("flag %s: status not written yet", f.Name)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rollout, err := flags.Get(ctx, "rollout-flag", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

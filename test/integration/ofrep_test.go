@@ -25,12 +25,13 @@ import (
 	openfeaturejs "github.com/flagpole-dev/flagpole/test/openfeature-js"
 )
 
+// createOFREPFlags creates the flags and waits for their status, so that
+// the status controller's writes (new resourceVersions, hence new ETags and
+// change events) are over before a test compares answers.
 func createOFREPFlags(t *testing.T, client clientset.Interface, namespace string) {
 	t.Helper()
 	for _, f := range openfeaturejs.Flags() {
-		if _, err := client.FlagpoleV1beta1().Flags(namespace).Create(context.Background(), f, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		createFlag(t, client, namespace, f)
 	}
 }
 
