@@ -262,8 +262,15 @@ func TestConcurrentHostileEvaluationsMemory(t *testing.T) {
 			growth := p - min(p, before)
 			t.Logf("%d concurrent evaluations: %s, peak memory growth %d MiB (bound %d MiB)",
 				hostileConcurrency, time.Since(start).Round(time.Millisecond), growth>>20, MaxHostileMemoryGrowth>>20)
-			if growth > MaxHostileMemoryGrowth {
-				t.Errorf("memory grew by %d MiB, more than the documented %d MiB", growth>>20, MaxHostileMemoryGrowth>>20)
+			bound := uint64(MaxHostileMemoryGrowth)
+			if raceEnabled {
+				// The heap's peak includes garbage the slower, race-instrumented
+				// collector has not reclaimed yet; the resident-set bound is
+				// asserted without -race (hack/test.sh runs this test so too).
+				bound *= 2
+			}
+			if growth > bound {
+				t.Errorf("memory grew by %d MiB, more than the bound of %d MiB", growth>>20, bound>>20)
 			}
 		})
 	}

@@ -255,3 +255,61 @@ func TestGoProviderMatchesOFREP(t *testing.T) {
 		t.Errorf("with the server gone the provider answered %+v, want its last state", d)
 	}
 }
+
+// TestOFREPFlowControl: OFREP requests go through the server's flow control
+// like any create, so a burst past --max-mutating-requests-inflight is
+// answered 429 with Retry-After (what OFREP providers back off on), and
+// never with a 5xx.
+func TestOFREPFlowControl(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--max-requests-inflight", "1", "--max-mutating-requests-inflight", "1")
+	const ns = "ofrep-limits"
+	createFlag(t, s.Client, ns, openfeaturejs.Flags()[0])
+	// The application's token: system:masters (the admin) is exempt from
+	// max-in-flight, as upstream exempts it.
+	token, err := os.ReadFile(filepath.Join(s.DataDir, standalone.AppTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := rest.HTTPClientFor(tokenConfig(s.AdminConfig, strings.TrimSpace(string(token))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := s.AdminConfig.Host + "/namespaces/" + ns + "/ofrep/v1/evaluate/flags/bool-flag"
+	// A burst of concurrent requests against one seat; a few bursts at most,
+	// since whether two requests overlap is up to the scheduler.
+	for burst := 0; burst < 5; burst++ {
+		type answer struct {
+			code       int
+			retryAfter string
+		}
+		answers := make(chan answer, 40)
+		for range cap(answers) {
+			go func() {
+				resp, err := client.Post(url, "application/json", strings.NewReader(`{"context":{"targetingKey":"u"}}`))
+				if err != nil {
+					answers <- answer{code: -1, retryAfter: err.Error()}
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				answers <- answer{code: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
+			}()
+		}
+		throttled := 0
+		for range cap(answers) {
+			a := <-answers
+			switch {
+			case a.code == http.StatusTooManyRequests && a.retryAfter != "":
+				throttled++
+			case a.code == http.StatusOK:
+			default:
+				t.Fatalf("burst answer %d (%s), want 200 or 429 with Retry-After", a.code, a.retryAfter)
+			}
+		}
+		if throttled > 0 {
+			return
+		}
+	}
+	t.Error("no OFREP request was throttled in five bursts of 40 against one in-flight seat")
+}
