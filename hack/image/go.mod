@@ -1,0 +1,16 @@
+// Module image builds Flagpole's OCI image without a container daemon
+// (hack/build-image.sh). It is separate from the main module and from
+// hack/tools so that go-containerregistry's dependency graph changes neither
+// Flagpole's nor the pins the e2e control plane is built from.
+module github.com/flagpole-dev/flagpole/hack/image
+
+go 1.26.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+)
