@@ -4,7 +4,11 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -15,12 +19,15 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/controllers/flagstatus"
+	"github.com/flagpole-dev/flagpole/pkg/controllers/leaderelection"
 	"github.com/flagpole-dev/flagpole/pkg/evaluation"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
@@ -61,6 +68,14 @@ type ExtraConfig struct {
 	// evaluator, the status controller and admission read from them. The
 	// server starts them once it serves.
 	Informers informers.SharedInformerFactory
+
+	// ElectionEtcd reaches the etcd the server stores in. When it names
+	// servers, the in-server controllers run only while this replica holds
+	// the election at ElectionKey there; otherwise they always run.
+	ElectionEtcd storagebackend.TransportConfig
+	// ElectionKey is the election's key prefix in that etcd, outside the
+	// storage prefix (leaderelection.Key).
+	ElectionKey string
 }
 
 // Config is the whole configuration of a Flagpole server.
@@ -125,9 +140,18 @@ func (c completedConfig) New() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	statusController, err := flagstatus.New(client, c.ExtraConfig.Informers, clock.RealClock{})
-	if err != nil {
-		return nil, err
+	// The controllers are made afresh for each term of leadership, once the
+	// informers run; their informers must be known to the factory before it
+	// starts.
+	c.ExtraConfig.Informers.Flagpole().V1beta1().Flags().Informer()
+	c.ExtraConfig.Informers.Flagpole().V1beta1().Segments().Informer()
+	runControllers := func(ctx context.Context) error {
+		statusController, err := flagstatus.New(client, c.ExtraConfig.Informers, clock.RealClock{})
+		if err != nil {
+			return err
+		}
+		statusController.Run(ctx, 2)
+		return nil
 	}
 
 	changes, err := ofrep.NewChanges(c.ExtraConfig.Informers, clock.RealClock{})
@@ -171,13 +195,85 @@ func (c completedConfig) New() (*Server, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := s.GenericAPIServer.AddPostStartHook("flag-status-controller", func(ctx genericapiserver.PostStartHookContext) error {
-		go statusController.Run(ctx, 2)
-		return nil
-	}); err != nil {
+	if err := c.addControllers(s.GenericAPIServer, runControllers); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// addControllers starts the in-server controllers once the server serves:
+// under leader election on the server's etcd, so that of several replicas
+// only one runs them, or, with no etcd to elect on, directly.
+func (c completedConfig) addControllers(s *genericapiserver.GenericAPIServer, run func(context.Context) error) error {
+	if len(c.ExtraConfig.ElectionEtcd.ServerList) == 0 {
+		return s.AddPostStartHook("flagpole-controllers", func(ctx genericapiserver.PostStartHookContext) error {
+			go func() {
+				if err := run(ctx); err != nil {
+					klog.ErrorS(err, "Flagpole controllers stopped")
+				}
+			}()
+			return nil
+		})
+	}
+	etcdClient, err := leaderelection.NewClient(c.ExtraConfig.ElectionEtcd)
+	if err != nil {
+		return fmt.Errorf("etcd client for leader election: %w", err)
+	}
+	elector, err := leaderelection.New(leaderelection.Config{
+		Client:   etcdClient,
+		Key:      c.ExtraConfig.ElectionKey,
+		Identity: c.electionIdentity(),
+		Lead:     run,
+	})
+	if err != nil {
+		etcdClient.Close()
+		return err
+	}
+	var started atomic.Bool
+	stopCtx, stop := context.WithCancel(context.Background())
+	if err := s.AddPostStartHook("flagpole-controllers", func(ctx genericapiserver.PostStartHookContext) error {
+		started.Store(true)
+		electionCtx, cancel := context.WithCancel(ctx)
+		context.AfterFunc(stopCtx, cancel)
+		go elector.Run(electionCtx)
+		return nil
+	}); err != nil {
+		stop()
+		etcdClient.Close()
+		return err
+	}
+	// The hooks' context ends only once the server stops accepting
+	// requests. The controllers stop when shutdown begins instead: the
+	// elector stops them and resigns, so that another replica takes over at
+	// once rather than after the session's TTL. Waiting for it here keeps
+	// the resignation ahead of the process's exit and of embedded etcd's stop.
+	return s.AddPreShutdownHook("resign-controller-leadership", func() error {
+		stop()
+		defer etcdClient.Close()
+		if !started.Load() {
+			return nil
+		}
+		select {
+		case <-elector.Done():
+		case <-time.After(leaderelection.DefaultResignTimeout + 2*time.Second):
+			klog.InfoS("Leader election did not end in time; the election lapses with its lease", "ttl", leaderelection.DefaultTTL)
+		}
+		return nil
+	})
+}
+
+// electionIdentity names this replica in the election: the host name (a
+// pod's name) and the address it serves on, which tell apart several
+// replicas on one host.
+func (c completedConfig) electionIdentity() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return leaderelection.DefaultIdentity()
+	}
+	if ss := c.GenericConfig.SecureServing; ss != nil && ss.Listener != nil {
+		return host + "_" + ss.Listener.Addr().String()
+	}
+	return leaderelection.DefaultIdentity()
 }
 
 func (c completedConfig) v1beta1Storage(evaluator *evaluationregistry.Evaluator) (map[string]rest.Storage, error) {

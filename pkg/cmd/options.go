@@ -43,6 +43,7 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	flagpoleapiserver "github.com/flagpole-dev/flagpole/pkg/apiserver"
 	"github.com/flagpole-dev/flagpole/pkg/clientcert"
+	"github.com/flagpole-dev/flagpole/pkg/controllers/leaderelection"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 	generatedopenapi "github.com/flagpole-dev/flagpole/pkg/generated/openapi"
@@ -369,7 +370,11 @@ func (o *Options) config(etcd *genericoptions.EtcdOptions) (*flagpoleapiserver.C
 	}
 	return &flagpoleapiserver.Config{
 		GenericConfig: serverConfig,
-		ExtraConfig:   flagpoleapiserver.ExtraConfig{Informers: o.informers},
+		ExtraConfig: flagpoleapiserver.ExtraConfig{
+			Informers:    o.informers,
+			ElectionEtcd: etcd.StorageConfig.Transport,
+			ElectionKey:  leaderelection.Key(etcd.StorageConfig.Prefix),
+		},
 	}, nil
 }
 

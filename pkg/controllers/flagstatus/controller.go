@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -53,9 +54,20 @@ type Controller struct {
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
 	clock    clock.WithTicker
+	// handlers are the controller's event handlers on the shared informers,
+	// removed when Run ends.
+	handlers []registration
+}
+
+type registration struct {
+	informer cache.SharedIndexInformer
+	handle   cache.ResourceEventHandlerRegistration
 }
 
 // New registers the controller's informers with factory; the caller starts it.
+// A Controller runs once: to run the controller again (a new term of
+// leadership), make a new one; the informers may already be running, and the
+// new controller's handlers then receive every object as added.
 func New(client clientset.Interface, factory informers.SharedInformerFactory, c clock.WithTicker) (*Controller, error) {
 	flagInformer := factory.Flagpole().V1beta1().Flags()
 	segmentInformer := factory.Flagpole().V1beta1().Segments()
@@ -68,7 +80,7 @@ func New(client clientset.Interface, factory informers.SharedInformerFactory, c 
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "flag-status", Clock: c}),
 		clock: c,
 	}
-	if _, err := flagInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if err := ctrl.addHandler(flagInformer.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    ctrl.enqueue,
 		UpdateFunc: func(_, obj any) { ctrl.enqueue(obj) },
 	}); err != nil {
@@ -94,14 +106,36 @@ func New(client clientset.Interface, factory informers.SharedInformerFactory, c 
 			}
 		}
 	}
-	if _, err := segmentInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if err := ctrl.addHandler(segmentInformer.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    segmentChanged,
 		UpdateFunc: func(_, obj any) { segmentChanged(obj) },
 		DeleteFunc: segmentChanged,
 	}); err != nil {
+		ctrl.removeHandlers()
 		return nil, err
 	}
 	return ctrl, nil
+}
+
+func (c *Controller) addHandler(informer cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
+	handle, err := informer.AddEventHandler(h)
+	if err != nil {
+		return err
+	}
+	c.handlers = append(c.handlers, registration{informer, handle})
+	// Wait for this handler to have seen the informer's objects, not only
+	// for the informer to have synced.
+	c.synced = append(c.synced, handle.HasSynced)
+	return nil
+}
+
+func (c *Controller) removeHandlers() {
+	for _, h := range c.handlers {
+		if err := h.informer.RemoveEventHandler(h.handle); err != nil {
+			utilruntime.HandleError(err)
+		}
+	}
+	c.handlers = nil
 }
 
 func (c *Controller) enqueue(obj any) {
@@ -113,9 +147,13 @@ func (c *Controller) enqueue(obj any) {
 	c.queue.Add(key)
 }
 
-// Run processes flags until ctx is done.
+// Run processes flags until ctx is done, and returns once its workers have
+// stopped and its event handlers are removed from the shared informers.
 func (c *Controller) Run(ctx context.Context, workers int) {
 	defer utilruntime.HandleCrash()
+	defer c.removeHandlers()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer c.queue.ShutDown()
 	logger := klog.FromContext(ctx)
 	logger.Info("Starting flag status controller")
@@ -124,7 +162,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		return
 	}
 	for i := 0; i < workers; i++ {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
+		wg.Go(func() { wait.UntilWithContext(ctx, c.worker, time.Second) })
 	}
 	<-ctx.Done()
 }

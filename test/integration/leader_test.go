@@ -1,0 +1,203 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/client-go/rest"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/controllers/leaderelection"
+	"github.com/flagpole-dev/flagpole/pkg/standalone"
+	"github.com/flagpole-dev/flagpole/test/integration/framework"
+)
+
+// TestLeaderElectedControllers runs two Flagpole servers on one etcd: only
+// one runs the status controller, flags created on either get their status,
+// and when the leader stops the other takes over within seconds.
+//
+// Not parallel: flagpole_leader is process-wide, the sum over every server in
+// this test process, and parallel tests' servers (each leading its own
+// embedded etcd) would add to it.
+func TestLeaderElectedControllers(t *testing.T) {
+	dir := t.TempDir()
+	etcd, err := standalone.StartEtcd(filepath.Join(dir, "etcd"), filepath.Join(dir, "run"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Close) // after both servers have stopped
+
+	// Standalone authentication (each its own data directory and PKI),
+	// shared external storage.
+	a := framework.StartServer(t, filepath.Join(dir, "a"), "--etcd-servers", etcd.ClientURL)
+	b := framework.StartServer(t, filepath.Join(dir, "b"), "--etcd-servers", etcd.ClientURL)
+	servers := []*framework.Server{a, b}
+
+	etcdClient, err := leaderelection.NewClient(storagebackend.TransportConfig{ServerList: []string{etcd.ClientURL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer etcdClient.Close()
+	key := leaderelection.Key("/registry/flagpole.dev")
+
+	leader := waitForLeader(t, etcdClient, key, servers, 2)
+	follower := a
+	if leader == a {
+		follower = b
+	}
+	t.Logf("leader serves at %s", leader.AdminConfig.Host)
+	for _, s := range servers {
+		if got := leaderGauge(t, s); got != 1 {
+			t.Fatalf("flagpole_leader = %v across both servers, want exactly 1", got)
+		}
+	}
+
+	// A flag created through the follower gets its status from the
+	// leader's controller.
+	ctx := context.Background()
+	created := createFlag(t, follower.Client, "default", boolFlag("via-follower"))
+	if !writtenByStatusController(created) {
+		t.Errorf("status of %s not written by flag-status-controller: %+v", created.Name, created.ManagedFields)
+	}
+	// And the follower's watch sees the same status.
+	if f, err := follower.Client.FlagpoleV1beta1().Flags("default").Get(ctx, created.Name, metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if len(f.Status.Conditions) != 2 {
+		t.Errorf("follower reads status %+v", f.Status)
+	}
+	// Still one leader.
+	if got := leaderGauge(t, follower); got != 1 {
+		t.Fatalf("flagpole_leader = %v, want 1", got)
+	}
+
+	// Stop the leader: it resigns on shutdown, and the follower takes over
+	// without waiting for the session's TTL.
+	start := time.Now()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		leader.Stop(t)
+	}()
+	if got := waitForLeader(t, etcdClient, key, []*framework.Server{follower}, 1); got != follower {
+		t.Fatal("the survivor does not lead")
+	}
+	handover := time.Since(start)
+	t.Logf("handover took %s from the start of the leader's shutdown", handover)
+	if handover >= leaderelection.DefaultTTL {
+		t.Errorf("handover took %s: the leader did not resign, its lease lapsed (TTL %s)", handover, leaderelection.DefaultTTL)
+	}
+	<-stopped
+	if got := leaderGauge(t, follower); got != 1 {
+		t.Fatalf("flagpole_leader = %v after handover, want 1", got)
+	}
+
+	// A flag created after the handover gets its status within 15s.
+	f := boolFlag("after-handover")
+	if _, err := follower.Client.FlagpoleV1beta1().Flags("default").Create(ctx, f, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
+		got, err := follower.Client.FlagpoleV1beta1().Flags("default").Get(ctx, f.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return got.Status.ObservedGeneration == got.Generation && len(got.Status.Conditions) == 2 && writtenByStatusController(got), nil
+	})
+	if err != nil {
+		t.Fatalf("no status for a flag created after the handover: %v", err)
+	}
+}
+
+// waitForLeader waits until the election at key has want candidates and its
+// leader (the oldest key) is one of servers, and returns that server. The
+// candidates' identities end with the address they serve on.
+func waitForLeader(t *testing.T, c *clientv3.Client, key string, servers []*framework.Server, want int) *framework.Server {
+	t.Helper()
+	var leader *framework.Server
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		resp, err := c.Get(ctx, key+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		var ids []string
+		for _, kv := range resp.Kvs {
+			ids = append(ids, string(kv.Value))
+		}
+		last = fmt.Sprint(ids)
+		if len(ids) != want {
+			return false, nil
+		}
+		for _, s := range servers {
+			u, err := url.Parse(s.AdminConfig.Host)
+			if err != nil {
+				return false, err
+			}
+			if strings.HasSuffix(ids[0], "_"+u.Host) {
+				leader = s
+				return leaderGauge(t, s) == 1, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("election %s: no leader among the expected servers: %v (candidates, oldest first: %s)", key, err, last)
+	}
+	return leader
+}
+
+func writtenByStatusController(f *v1beta1.Flag) bool {
+	for _, m := range f.ManagedFields {
+		if m.Manager == "flag-status-controller" && m.Subresource == "status" {
+			return true
+		}
+	}
+	return false
+}
+
+// leaderGauge reads flagpole_leader from s's /metrics: in this test process,
+// the number of servers that lead.
+func leaderGauge(t *testing.T, s *framework.Server) float64 {
+	t.Helper()
+	client, err := rest.HTTPClientFor(s.AdminConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Get(s.AdminConfig.Host + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "flagpole_leader "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Fatal("/metrics has no flagpole_leader")
+	return 0
+}
