@@ -4,9 +4,13 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -118,6 +122,71 @@ func TestDeployManifests(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("deploy-certs.sh", func(t *testing.T) {
+		// The script's kubectl steps (the Secret, the caBundle patch) as dry
+		// runs; its certificates for real.
+		certs := t.TempDir()
+		cmd := exec.Command("hack/deploy-certs.sh")
+		cmd.Dir = repoRoot
+		cmd.Env = append(os.Environ(),
+			"KUBECTL="+filepath.Join(e2e.binDir, "kubectl"),
+			"KUBECONFIG="+e2e.kubeconfig(userAdmin),
+			"CERTS_DIR="+certs,
+			"DRY_RUN=server",
+		)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("hack/deploy-certs.sh: %v\n%s", err, out)
+		}
+		for _, want := range []string{"secret/flagpole-serving-cert created (server dry run)", "apiservice.apiregistration.k8s.io/v1beta1.flagpole.dev patched"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("hack/deploy-certs.sh output lacks %q:\n%s", want, out)
+			}
+		}
+		caPEM, err := os.ReadFile(filepath.Join(certs, "ca.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The dry run left the harness's APIService alone.
+		live := mustKubectl(t, userAdmin, "get", "apiservice", "v1beta1.flagpole.dev", "-o", "jsonpath={.spec.caBundle}")
+		if harnessCA, err := e2e.servingCA(); err != nil || live != base64.StdEncoding.EncodeToString(harnessCA) {
+			t.Fatalf("the APIService's caBundle changed in a dry run (%v)", err)
+		}
+		pair, err := tls.LoadX509KeyPair(filepath.Join(certs, "tls.crt"), filepath.Join(certs, "tls.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(caPEM) {
+			t.Fatal("ca.crt holds no certificate")
+		}
+		// What the aggregator checks: the Service's DNS name, server auth.
+		if _, err := leaf.Verify(x509.VerifyOptions{
+			DNSName:   flagpoleService + "." + flagpoleNamespace + ".svc",
+			Roots:     roots,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}); err != nil {
+			t.Errorf("the serving certificate does not verify against the CA: %v", err)
+		}
+		// Again: the CA is kept (the caBundle does not change), the
+		// serving certificate is new.
+		again := exec.Command("hack/deploy-certs.sh")
+		again.Dir, again.Env = repoRoot, cmd.Env
+		if out, err := again.CombinedOutput(); err != nil || !strings.Contains(string(out), "reusing the CA") {
+			t.Fatalf("hack/deploy-certs.sh a second time: %v\n%s", err, out)
+		}
+		if ca2, _ := os.ReadFile(filepath.Join(certs, "ca.crt")); !bytes.Equal(ca2, caPEM) {
+			t.Error("the second run replaced the CA")
+		}
+		if pair2, err := tls.LoadX509KeyPair(filepath.Join(certs, "tls.crt"), filepath.Join(certs, "tls.key")); err != nil || bytes.Equal(pair2.Certificate[0], pair.Certificate[0]) {
+			t.Errorf("the second run did not renew the serving certificate (%v)", err)
+		}
+	})
 
 	// A dry run changes nothing: the harness's APIService still points at
 	// the running Flagpole and is Available.
