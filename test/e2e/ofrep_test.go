@@ -109,10 +109,13 @@ func TestOFREPWithServiceAccountTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	openfeaturejs.Run(t, openfeaturejs.Env{
-		BaseURL:        flagpole + "/namespaces/" + ns,
-		CAFiles:        []string{e2e.path("flagpole", "certificates", "apiserver.crt"), e2e.ca.CACertFile()},
-		AppToken:       appToken,
-		DeniedToken:    strangerToken,
+		BaseURL:     flagpole + "/namespaces/" + ns,
+		CAFiles:     []string{e2e.path("flagpole", "certificates", "apiserver.crt"), e2e.ca.CACertFile()},
+		AppToken:    appToken,
+		DeniedToken: strangerToken,
+		// Delegated authentication admits a request without credentials as
+		// system:anonymous, and RBAC refuses it.
+		NoTokenStatus:  http.StatusForbidden,
 		ExpectedSplits: splits,
 		APIServer:      e2e.kubeHost,
 		AdminCert:      e2e.ca.AdminCertFile(),

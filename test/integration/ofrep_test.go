@@ -101,6 +101,7 @@ func TestOpenFeatureJavaScriptSDKs(t *testing.T) {
 		CAFiles:        []string{s.AdminConfig.CAFile},
 		AppToken:       "app-token-0123456789",
 		DeniedToken:    "denied-token-0123456789",
+		NoTokenStatus:  http.StatusUnauthorized,
 		ExpectedSplits: splits,
 		APIServer:      s.AdminConfig.Host,
 		AdminCert:      s.AdminConfig.CertFile,

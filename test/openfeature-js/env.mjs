@@ -13,6 +13,9 @@ function need(name) {
 export const baseUrl = need('FLAGPOLE_OFREP_BASE_URL');
 export const appToken = need('FLAGPOLE_APP_TOKEN');
 export const deniedToken = need('FLAGPOLE_DENIED_TOKEN');
+// What a request without credentials gets: 401 standalone; delegated
+// authentication lets it through as system:anonymous, whom RBAC refuses: 403.
+export const noTokenStatus = Number(need('FLAGPOLE_NO_TOKEN_STATUS'));
 // {"<targetingKey>": "<variant>"} for the rollout flag, from the Go engine.
 export const expectedSplits = JSON.parse(need('FLAGPOLE_EXPECTED_SPLITS'));
 // The flag the web test flips, and the kubeconfig-free way to flip it.

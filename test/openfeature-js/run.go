@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ type Env struct {
 	CAFiles        []string // CAs of Flagpole's serving certificate (and APIServer's)
 	AppToken       string   // may evaluate in the namespace
 	DeniedToken    string   // authenticated, may not evaluate
+	NoTokenStatus  int      // what a request without credentials gets (401, or 403 when delegated)
 	ExpectedSplits string   // JSON {"<targetingKey>": "<variant>"} from the Go engine
 	APIServer      string   // where the web test patches flags (admin certificate)
 	AdminCert      string
@@ -85,6 +87,7 @@ func Run(t testing.TB, env Env, files ...string) {
 		"FLAGPOLE_OFREP_BASE_URL="+env.BaseURL,
 		"FLAGPOLE_APP_TOKEN="+env.AppToken,
 		"FLAGPOLE_DENIED_TOKEN="+env.DeniedToken,
+		"FLAGPOLE_NO_TOKEN_STATUS="+strconv.Itoa(env.NoTokenStatus),
 		"FLAGPOLE_EXPECTED_SPLITS="+env.ExpectedSplits,
 		"FLAGPOLE_API_SERVER="+env.APIServer,
 		"FLAGPOLE_ADMIN_CERT="+env.AdminCert,
