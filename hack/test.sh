@@ -27,6 +27,10 @@ go test -race -count=1 -p 2 -timeout 20m "$@" ./...
 # The memory bound of hostile evaluations is about the resident set, which
 # only an uninstrumented binary shows (docs/evaluation.md).
 go test -count=1 -run '^TestConcurrentHostileEvaluationsMemory$' "$@" ./pkg/evaluation/
+# The image program is a module of its own (hack/image); the image must build
+# reproducibly: the script builds it twice and compares the digests.
+(cd hack/image && go test -count=1 ./...)
+VERIFY_REPRODUCIBLE=1 hack/build-image.sh
 
 if [[ "${FLAGPOLE_SKIP_E2E:-}" == "1" ]]; then
     echo "FLAGPOLE_SKIP_E2E=1: e2e suite skipped"
