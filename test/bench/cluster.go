@@ -21,8 +21,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/flagpole-dev/flagpole/test/process"
 )
 
 // env owns every process and the temporary directory of one run, so that one
@@ -30,15 +31,7 @@ import (
 type env struct {
 	dir   string
 	mu    sync.Mutex
-	procs []*proc
-}
-
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
+	procs []*process.Process
 }
 
 func newEnv() (*env, error) {
@@ -51,68 +44,21 @@ func newEnv() (*env, error) {
 
 func (e *env) path(elem ...string) string { return filepath.Join(append([]string{e.dir}, elem...)...) }
 
-// start runs bin in its own process group (so that stopping it reaches any
-// children) with its output in <dir>/logs/<name>.log.
-func (e *env) start(name, bin string, args ...string) (*proc, error) {
-	if err := os.MkdirAll(e.path("logs"), 0o755); err != nil {
-		return nil, err
-	}
-	logPath := e.path("logs", name+".log")
-	f, err := os.Create(logPath)
+// start runs bin (in its own process group, test/process) with its output in
+// <dir>/logs/<name>.log.
+func (e *env) start(name, bin string, args ...string) (*process.Process, error) {
+	p, err := process.Start(name, e.path("logs", name+".log"), bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	// Pdeathsig: if the bench itself is killed with SIGKILL, the servers die too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
 	e.mu.Lock()
 	e.procs = append(e.procs, p)
 	e.mu.Unlock()
 	return p, nil
 }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// tail is the end of the process's log, for errors.
-func (p *proc) tail() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
-}
-
-// stop asks the process group to terminate and kills it after a grace period.
-func (p *proc) stop() {
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
-	}
-	// Anything the process left behind in its group.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-}
+// tailBytes is how much of a process's log an error shows.
+const tailBytes = 3000
 
 // close stops the processes in reverse start order and removes the directory.
 func (e *env) close() {
@@ -121,7 +67,7 @@ func (e *env) close() {
 	e.procs = nil
 	e.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
-		procs[i].stop()
+		_ = procs[i].Stop(10 * time.Second)
 	}
 	if err := os.RemoveAll(e.dir); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: remove %s: %v\n", e.dir, err)
@@ -138,11 +84,11 @@ func freePort() (int, error) {
 }
 
 // waitFor polls check until it succeeds, p exits, ctx ends or timeout passes.
-func waitFor(ctx context.Context, p *proc, timeout time.Duration, check func() error) error {
+func waitFor(ctx context.Context, p *process.Process, timeout time.Duration, check func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited: %v\n%s", p.name, p.err, p.tail())
+		if p != nil && p.Exited() {
+			return fmt.Errorf("%s exited: %v\n%s", p.Name, p.Err(), p.Tail(tailBytes))
 		}
 		last := check()
 		if last == nil {
@@ -152,7 +98,7 @@ func waitFor(ctx context.Context, p *proc, timeout time.Duration, check func() e
 			if p == nil {
 				return fmt.Errorf("not ready within %s: %v", timeout, last)
 			}
-			return fmt.Errorf("%s not ready within %s: %v\n%s", p.name, timeout, last, p.tail())
+			return fmt.Errorf("%s not ready within %s: %v\n%s", p.Name, timeout, last, p.Tail(tailBytes))
 		}
 		select {
 		case <-ctx.Done():
@@ -168,8 +114,8 @@ type peer struct {
 	url    string
 	token  string // static bearer token of user "bench", in no special group
 	roots  *x509.CertPool
-	server *proc
-	etcd   *proc
+	server *process.Process
+	etcd   *process.Process
 }
 
 func startPeer(ctx context.Context, e *env, binDir string) (*peer, error) {
@@ -273,7 +219,7 @@ type flagpole struct {
 	appToken string
 	roots    *x509.CertPool
 	admin    tls.Certificate
-	server   *proc
+	server   *process.Process
 	version  string
 }
 
@@ -372,8 +318,8 @@ func getStatus(c *http.Client, url string, h http.Header) error {
 }
 
 // rssKiB reads VmRSS of a running process.
-func rssKiB(p *proc) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
+func rssKiB(p *process.Process) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/status")
 	if err != nil {
 		return 0, err
 	}
@@ -390,8 +336,8 @@ func rssKiB(p *proc) (int, error) {
 const userHZ = 100
 
 // cpuTime is the user and system CPU time a process has used so far.
-func cpuTime(p *proc) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/stat")
+func cpuTime(p *process.Process) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/stat")
 	if err != nil {
 		return 0, err
 	}
@@ -418,7 +364,7 @@ func cpuTime(p *proc) (time.Duration, error) {
 
 // measureCPU sends the CPU time p uses between from and to, or -1 when it
 // cannot be read or ctx ends first.
-func measureCPU(ctx context.Context, p *proc, from, to time.Time) <-chan time.Duration {
+func measureCPU(ctx context.Context, p *process.Process, from, to time.Time) <-chan time.Duration {
 	ch := make(chan time.Duration, 1)
 	go func() {
 		sample := func(at time.Time) (time.Duration, bool) {

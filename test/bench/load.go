@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flagpole-dev/flagpole/test/process"
 )
 
 // target is one measured path: a URL, an identity and the status it answers.
@@ -22,9 +24,9 @@ type target struct {
 	tls    *tls.Config // roots, and the client certificate if any
 	bearer string
 	want   int
-	keyed  bool   // the body carries a fresh targetingKey per request
-	body   []byte // the fixed body when !keyed
-	server *proc  // whose CPU time is measured alongside
+	keyed  bool             // the body carries a fresh targetingKey per request
+	body   []byte           // the fixed body when !keyed
+	server *process.Process // whose CPU time is measured alongside
 }
 
 // seq numbers requests across all workers, so every evaluation sees a

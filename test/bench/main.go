@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/flagpole-dev/flagpole/test/process"
 )
 
 type config struct {
@@ -186,7 +188,7 @@ func run(ctx context.Context, cfg config) error {
 
 	for _, p := range []struct {
 		name string
-		proc *proc
+		proc *process.Process
 	}{{"flagpole-apiserver (embedded etcd)", fp.server}, {"kube-apiserver", kube.server}, {"etcd (kube-apiserver's)", kube.etcd}} {
 		kib, err := rssKiB(p.proc)
 		if err != nil {

@@ -14,12 +14,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -29,6 +27,7 @@ import (
 	"k8s.io/client-go/util/keyutil"
 
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
+	"github.com/flagpole-dev/flagpole/test/process"
 )
 
 // cluster is a real control plane on loopback: etcd, kube-apiserver,
@@ -46,16 +45,8 @@ type cluster struct {
 	ca         *standalone.PKI // cluster CA: serving cert, client certs
 	frontProxy *standalone.PKI // front-proxy (request-header) CA
 
-	procs   map[string]*process
+	procs   map[string]*process.Process
 	procsMu sync.Mutex
-}
-
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
 }
 
 // Users of the e2e cluster, each a client certificate from the cluster CA.
@@ -68,6 +59,9 @@ const (
 	// e2e grants it exactly artifacts/deploy/rbac.yaml.
 	userFlagpole = "system:serviceaccount:flagpole-system:flagpole-apiserver"
 )
+
+// tailBytes is how much of a process's log a failure shows.
+const tailBytes = 6000
 
 const (
 	flagpoleNamespace = "flagpole-system"
@@ -88,68 +82,15 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (c *cluster) start(name string, bin string, args ...string) (*process, error) {
-	logPath := c.path("logs", name+".log")
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+func (c *cluster) start(name string, bin string, args ...string) (*process.Process, error) {
+	p, err := process.Start(name, c.path("logs", name+".log"), bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	// Its own process group, so that teardown reaches any children too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
 	c.procsMu.Lock()
 	c.procs[name] = p
 	c.procsMu.Unlock()
 	return p, nil
-}
-
-// stop sends SIGTERM and waits; after the grace period it kills the group.
-func (p *process) stop(grace time.Duration) error {
-	select {
-	case <-p.done:
-		return p.err
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(grace):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-		return fmt.Errorf("%s did not stop within %s and was killed", p.name, grace)
-	}
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *process) tail() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 6000 {
-		b = b[len(b)-6000:]
-	}
-	return string(b)
 }
 
 func (c *cluster) teardown() {
@@ -159,7 +100,7 @@ func (c *cluster) teardown() {
 		p := c.procs[name]
 		c.procsMu.Unlock()
 		if p != nil {
-			_ = p.stop(30 * time.Second)
+			_ = p.Stop(30 * time.Second)
 		}
 	}
 }
@@ -167,14 +108,14 @@ func (c *cluster) teardown() {
 func (c *cluster) logs() string {
 	var b strings.Builder
 	for name, p := range c.procs {
-		fmt.Fprintf(&b, "===== %s (%s) =====\n%s\n", name, p.log, p.tail())
+		fmt.Fprintf(&b, "===== %s (%s) =====\n%s\n", name, p.Log, p.Tail(tailBytes))
 	}
 	return b.String()
 }
 
 // newCluster builds the PKI, starts every component and waits for each.
 func newCluster(ctx context.Context, dir, binDir, flagpoleBin string) (*cluster, error) {
-	c := &cluster{dir: dir, binDir: binDir, flagpoleBin: flagpoleBin, procs: map[string]*process{}}
+	c := &cluster{dir: dir, binDir: binDir, flagpoleBin: flagpoleBin, procs: map[string]*process.Process{}}
 	var err error
 	if c.ca, err = standalone.EnsurePKI(c.path("pki", "cluster"), []string{"localhost", "127.0.0.1"}); err != nil {
 		return nil, err
@@ -475,11 +416,11 @@ func getOK(cfg *rest.Config, path string) error {
 }
 
 // waitFor polls check until it passes, the process exits, or time runs out.
-func waitFor(ctx context.Context, p *process, timeout time.Duration, check func() error) error {
+func waitFor(ctx context.Context, p *process.Process, timeout time.Duration, check func() error) error {
 	var last error
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		if p != nil && p.exited() {
-			return false, fmt.Errorf("%s exited: %v\n%s", p.name, p.err, p.tail())
+		if p != nil && p.Exited() {
+			return false, fmt.Errorf("%s exited: %v\n%s", p.Name, p.Err(), p.Tail(tailBytes))
 		}
 		last = check()
 		return last == nil, nil
@@ -490,7 +431,7 @@ func waitFor(ctx context.Context, p *process, timeout time.Duration, check func(
 	case !wait.Interrupted(err):
 		return err
 	case p != nil:
-		return fmt.Errorf("%s not ready within %s: %v\n%s", p.name, timeout, last, p.tail())
+		return fmt.Errorf("%s not ready within %s: %v\n%s", p.Name, timeout, last, p.Tail(tailBytes))
 	default:
 		return fmt.Errorf("not ready within %s: %v", timeout, last)
 	}

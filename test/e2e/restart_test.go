@@ -17,8 +17,8 @@ func TestRestartFlagpole(t *testing.T) {
 	mustKubectl(t, userAdmin, "apply", "-n", e2eNamespace, "-f", "artifacts/examples/segment-employees.yaml")
 
 	p := e2e.procs["flagpole-apiserver"]
-	if err := p.stop(60 * time.Second); err != nil {
-		t.Fatalf("flagpole did not exit cleanly on SIGTERM: %v\n%s", err, p.tail())
+	if err := p.Stop(60 * time.Second); err != nil {
+		t.Fatalf("flagpole did not exit cleanly on SIGTERM: %v\n%s", err, p.Tail(tailBytes))
 	}
 	if err := e2e.waitAPIService(ctx, false, 120*time.Second); err != nil {
 		t.Fatalf("APIService still available with Flagpole down: %v", err)
