@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	ofrepapi "github.com/flagpole-dev/flagpole/pkg/ofrep"
 )
 
 // The hostile-input corpus: every finding of issue 7 plus seeded mutations
@@ -40,7 +42,7 @@ const (
 	// corpusRequestTimeout bounds what one request may cost; a request
 	// still unanswered then fails like a dropped connection.
 	corpusRequestTimeout = 30 * time.Second
-	// mutationsPerEndpoint bounds the run: 19 endpoints, about 600 requests
+	// mutationsPerEndpoint bounds the run: 21 endpoints (OFREP included), about 660 requests
 	// with the findings, 10-20 s on two cores (about a minute under -race).
 	mutationsPerEndpoint = 30
 )
@@ -71,6 +73,7 @@ const (
 	seedOverride = `{"apiVersion":"flagpole.dev/v1beta1","kind":"FlagOverride","metadata":{"name":"target"},
 	"spec":{"flag":"target","variant":"on","targetingKeys":["user-1","user-2"],"ttl":"30m"}}`
 	seedEvaluate    = `{"context":{"targetingKey":"user-1","plan":"free","n":1.5,"tags":["a"]},"type":"Boolean"}`
+	seedOFREP       = `{"context":{"targetingKey":"user-1","plan":"free","n":1.5,"tags":["a"]}}`
 	seedEvaluations = `{"apiVersion":"flagpole.dev/v1beta1","kind":"Evaluation",
 	"spec":{"context":{"targetingKey":"user-1","plan":"free"},"flags":["target","missing"],"selector":{"matchLabels":{"team":"checkout"}}}}`
 	seedFlagMerge     = `{"metadata":{"labels":{"team":"corpus"}},"spec":{"description":"patched","variants":[{"name":"on","value":true},{"name":"off","value":false}],"rules":[]}}`
@@ -102,6 +105,8 @@ var corpusEndpoints = []corpusEndpoint{
 	{name: "merge-patch flag status", method: "PATCH", path: "/flags/target/status", contentType: mergePatch, seed: seedStatusMerge},
 	{name: "evaluate", method: "POST", path: "/flags/target/evaluate", contentType: jsonType, seed: seedEvaluate},
 	{name: "evaluations", method: "POST", path: "/evaluations", contentType: jsonType, seed: seedEvaluations},
+	{name: "OFREP single", method: "POST", path: ofrepapi.PathPrefix + corpusNS + "/ofrep/v1/evaluate/flags/target", contentType: jsonType, seed: seedOFREP},
+	{name: "OFREP bulk", method: "POST", path: ofrepapi.PathPrefix + corpusNS + "/ofrep/v1/evaluate/flags", contentType: jsonType, seed: seedOFREP},
 	{name: "create segment", method: "POST", path: "/segments", contentType: jsonType, seed: seedSegment, create: true},
 	{name: "update segment", method: "PUT", path: "/segments/target", contentType: jsonType, seed: seedSegment},
 	{name: "merge-patch segment", method: "PATCH", path: "/segments/target", contentType: mergePatch, seed: seedSegmentMerge},
@@ -145,7 +150,11 @@ func TestHostileInputCorpus(t *testing.T) {
 	send := func(c corpusCase) (code int, body []byte, elapsed time.Duration, err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), corpusRequestTimeout)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, c.method, cfg.Host+corpusBase+c.path, bytes.NewReader(c.body))
+		url := cfg.Host + corpusBase + c.path
+		if strings.HasPrefix(c.path, ofrepapi.PathPrefix) {
+			url = cfg.Host + c.path // OFREP lives beside the API, not under it
+		}
+		req, err := http.NewRequestWithContext(ctx, c.method, url, bytes.NewReader(c.body))
 		if err != nil {
 			return 0, nil, 0, err
 		}
@@ -323,7 +332,7 @@ func findingCases() []corpusCase {
 		flagWith("deep", "Object", `{"name":"v0","value":`+nested(9990, true)+`}`, ""))
 
 	// Answered, not necessarily refused: a null context is no context.
-	cases = append(cases, corpusCase{name: "finding: evaluate with context null", method: "POST", path: "/flags/target/evaluate", ct: jsonType, body: []byte(`{"context":null}`)})
+	cases = append(cases, corpusCase{name: "finding: evaluate with context null", method: "POST", path: "/flags/target/evaluate", ct: jsonType, body: []byte(`{"context":null}`), mustRefuse: true})
 	return cases
 }
 
