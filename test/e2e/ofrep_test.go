@@ -121,6 +121,21 @@ func TestOFREPWithServiceAccountTokens(t *testing.T) {
 		AdminCert:      e2e.ca.AdminCertFile(),
 		AdminKey:       e2e.ca.AdminKeyFile(),
 	}, "server.test.mjs", "web.test.mjs")
+
+	// OFREP calls are audited like the API they mirror: as a create of
+	// flags/evaluate by the application's ServiceAccount.
+	app := "system:serviceaccount:" + ns + ":web-app"
+	if err := waitFor(ctx, nil, 30*time.Second, func() error {
+		for _, ev := range auditEvents(t) {
+			if ev.User.Username == app && ev.Verb == "create" && ev.ObjectRef != nil && ev.ObjectRef.Resource == "flags" &&
+				ev.ObjectRef.Subresource == "evaluate" && strings.HasPrefix(ev.RequestURI, "/namespaces/"+ns+"/ofrep/v1/") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no audit event of an OFREP evaluation by %s", app)
+	}); err != nil {
+		t.Error(err)
+	}
 }
 
 func ofrepOK(server, caFile, ns, token string) error {
