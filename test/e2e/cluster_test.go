@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
@@ -44,6 +45,9 @@ type cluster struct {
 
 	ca         *standalone.PKI // cluster CA: serving cert, client certs
 	frontProxy *standalone.PKI // front-proxy (request-header) CA
+	// serving is the CA that issued the certificate Flagpole serves from
+	// servingCertFile (the APIService's caBundle); rotation replaces it.
+	serving *standalone.PKI
 
 	procs   map[string]*process.Process
 	procsMu sync.Mutex
@@ -124,6 +128,12 @@ func newCluster(ctx context.Context, dir, binDir, flagpoleBin string) (*cluster,
 		return nil, err
 	}
 	if err := c.writeIdentities(); err != nil {
+		return nil, err
+	}
+	if c.serving, err = standalone.EnsurePKI(c.path("pki", "flagpole-serving"), nil); err != nil {
+		return nil, err
+	}
+	if _, err := c.writeServingCert(c.serving); err != nil {
 		return nil, err
 	}
 	for _, step := range []func(context.Context) error{
@@ -318,8 +328,8 @@ func (c *cluster) startFlagpole(ctx context.Context) error {
 		"--bind-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(c.flagpolePort),
 		"--data-dir", c.path("flagpole"),
-		"--cert-dir", c.path("flagpole", "certificates"),
-		"--tls-san", flagpoleService+"."+flagpoleNamespace+".svc",
+		"--tls-cert-file", c.servingCertFile(),
+		"--tls-private-key-file", c.servingKeyFile(),
 		"--audit-policy-file", c.auditPolicy(),
 		"--audit-log-path", c.auditLog(),
 		"--max-requests-inflight", "4",
@@ -328,8 +338,6 @@ func (c *cluster) startFlagpole(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The serving certificate appears only once the server has started, so
-	// the client that trusts it is built on each try.
 	return waitFor(ctx, p, 90*time.Second, func() error {
 		return getOK(c.directFlagpoleConfig(userAdmin, "system:masters"), "/readyz")
 	})
@@ -355,16 +363,75 @@ rules:
 	return path
 }
 
-// servingCA is the bundle the APIService trusts: the self-signed chain
-// flagpole wrote into --cert-dir.
+// servingHosts are the names Flagpole's serving certificate covers: the
+// Service the aggregator verifies, and loopback for direct clients.
+var servingHosts = []string{flagpoleService + "." + flagpoleNamespace + ".svc", "localhost", "127.0.0.1"}
+
+// The files Flagpole serves with --tls-cert-file and --tls-private-key-file.
+// The certificate file holds the leaf and its CA, so it also serves as a CA
+// file for clients (test/e2e/ofrep_test.go uses it so).
+func (c *cluster) servingCertFile() string {
+	return c.path("flagpole", "certificates", "apiserver.crt")
+}
+
+func (c *cluster) servingKeyFile() string {
+	return c.path("flagpole", "certificates", "apiserver.key")
+}
+
+// writeServingCert issues a serving certificate from ca and replaces
+// Flagpole's key and certificate files with it, each atomically (a temporary
+// file renamed over the old one), as certificate rotation tools do. It
+// returns the new leaf.
+func (c *cluster) writeServingCert(ca *standalone.PKI) (*x509.Certificate, error) {
+	certPEM, keyPEM, err := ca.Issue(x509.ExtKeyUsageServerAuth, pkix.Name{CommonName: "flagpole-apiserver"}, servingHosts)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := certutil.ParseCertsPEM(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(c.servingKeyFile(), keyPEM); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(c.servingCertFile(), certPEM); err != nil {
+		return nil, err
+	}
+	return certs[0], nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // fails harmlessly once renamed
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// servingCA is the bundle the APIService trusts: the CA that issued the
+// certificate Flagpole serves.
 func (c *cluster) servingCA() ([]byte, error) {
-	return os.ReadFile(c.path("flagpole", "certificates", "apiserver.crt"))
+	return c.serving.CAPEM()
 }
 
 // directFlagpoleConfig talks to flagpole without kube-apiserver, as the
 // aggregator does: front-proxy client certificate plus X-Remote-* headers.
 func (c *cluster) directFlagpoleConfig(user string, groups ...string) *rest.Config {
-	// Before Flagpole has written its certificate there is nothing to trust yet.
 	ca, _ := c.servingCA()
 	cfg := &rest.Config{
 		Host: "https://127.0.0.1:" + strconv.Itoa(c.flagpolePort),
