@@ -97,3 +97,15 @@ func (p *Process) Stop(grace time.Duration) error {
 		return fmt.Errorf("%s did not stop within %s and was killed", p.Name, grace)
 	}
 }
+
+// Kill sends SIGKILL to the process group, as a crash or an OOM kill would,
+// and waits for the process to exit. It returns how the process exited, if
+// it had already; a process it killed reports nil.
+func (p *Process) Kill() error {
+	if p.Exited() {
+		return p.err
+	}
+	_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
+	<-p.done
+	return nil
+}

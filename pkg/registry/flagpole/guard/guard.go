@@ -9,7 +9,10 @@ package guard
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
@@ -21,6 +24,8 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/klog/v2"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 )
@@ -47,7 +52,10 @@ func (s Store) Get(ctx context.Context, name string, options *metav1.GetOptions)
 			return nil, err
 		}
 	}
-	return s.Store.Get(ctx, name, options)
+	rctx, cancel := readContext(ctx)
+	defer cancel()
+	obj, err := s.Store.Get(rctx, name, options)
+	return obj, Unavailable(ctx, err)
 }
 
 // List refuses a resourceVersion that is not one this server issues.
@@ -55,7 +63,10 @@ func (s Store) List(ctx context.Context, options *metainternalversion.ListOption
 	if err := checkListOptions(options); err != nil {
 		return nil, err
 	}
-	return s.Store.List(ctx, options)
+	rctx, cancel := readContext(ctx)
+	defer cancel()
+	obj, err := s.Store.List(rctx, options)
+	return obj, Unavailable(ctx, err)
 }
 
 // Watch refuses a resourceVersion that is not one this server issues.
@@ -71,13 +82,28 @@ func (s Store) DeleteCollection(ctx context.Context, deleteValidation rest.Valid
 	if err := checkListOptions(listOptions); err != nil {
 		return nil, err
 	}
-	return s.Store.DeleteCollection(ctx, deleteValidation, options, listOptions)
+	obj, err := s.Store.DeleteCollection(writeContext(ctx), deleteValidation, options, listOptions)
+	return obj, Unavailable(ctx, err)
+}
+
+// Create answers 503 when etcd cannot take the write (see Unavailable).
+func (s Store) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
+	out, err := s.Store.Create(writeContext(ctx), obj, createValidation, options)
+	return out, Unavailable(ctx, err)
+}
+
+// Delete answers 503 when etcd cannot take the write (see Unavailable).
+func (s Store) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
+	out, immediate, err := s.Store.Delete(writeContext(ctx), name, deleteValidation, options)
+	return out, immediate, Unavailable(ctx, err)
 }
 
 // Update computes the new object through UpdatedObjectInfo, which turns the
-// panics and plain errors of patch application into 400s.
+// panics and plain errors of patch application into 400s, and answers 503
+// when etcd cannot take the write (see Unavailable).
 func (s Store) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
-	return s.Store.Update(ctx, name, UpdatedObjectInfo(objInfo), createValidation, updateValidation, forceAllowCreate, options)
+	out, created, err := s.Store.Update(writeContext(ctx), name, UpdatedObjectInfo(objInfo), createValidation, updateValidation, forceAllowCreate, options)
+	return out, created, Unavailable(ctx, err)
 }
 
 func checkListOptions(options *metainternalversion.ListOptions) error {
@@ -174,4 +200,88 @@ func StoredSize(scheme *runtime.Scheme, obj runtime.Object) (int, error) {
 		return 0, err
 	}
 	return len(data), nil
+}
+
+// UnavailableRetryAfterSeconds is the Retry-After of a 503 for an etcd that
+// cannot serve: long enough for an election (about a second with etcd's
+// defaults), short enough that a client soon sees quorum come back.
+const UnavailableRetryAfterSeconds = 5
+
+// ReadTimeout bounds one read of storage (get, list). etcd itself gives up
+// on a request after 5s plus two election timeouts (7s with its defaults),
+// but etcd's client retries a read that failed with "no leader" until the
+// request's deadline: without quorum a GET would hang for the whole
+// --request-timeout (60s) and end in a 504. A read still running after
+// ReadTimeout is answered 503.
+const ReadTimeout = 10 * time.Second
+
+// readContext bounds a read by ReadTimeout.
+func readContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, ReadTimeout)
+}
+
+// writeContext asks etcd to refuse a write at once when the member it
+// reaches has no leader ("etcdserver: no leader"), rather than proposing it
+// to a cluster that cannot commit it: upstream's requests carry no such
+// requirement, and such a create hangs until its deadline (34s) and ends in
+// a 504. A write to a member that still believes in a leader which lost
+// quorum ends within etcd's request timeout with "etcdserver: request timed
+// out"; both become 503s.
+func writeContext(ctx context.Context) context.Context {
+	return clientv3.WithRequireLeader(ctx)
+}
+
+// etcdUnavailable are the messages etcd gives (as gRPC Unavailable errors,
+// which the storage layer passes on unchanged) when it cannot serve a
+// request now but may later. They are matched as text: the typed errors live
+// in go.etcd.io/etcd/api/v3/v3rpc/rpctypes, which this module does not
+// depend on directly, and a wrapped gRPC status prints the same text.
+var etcdUnavailable = []string{
+	"etcdserver: no leader",
+	"etcdserver: leader changed",
+	"etcdserver: request timed out", // and its ", possibly due to ..." variants
+	"etcdserver: not enough started members",
+	"code = Unavailable",
+}
+
+// Unavailable turns a storage error that means "etcd cannot serve now" into
+// a 503 ServiceUnavailable with Retry-After, where upstream answers 500 (the
+// raw etcd error) or, once the request's deadline passes, 504. ctx is the
+// request's own context: a deadline that expired in a context derived from
+// it (ReadTimeout) is etcd's unavailability; the request's own expiring is
+// left to upstream's 504. Errors that already carry a status, and nil, are
+// returned unchanged.
+func Unavailable(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return err
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		msg = "etcd did not answer within " + ReadTimeout.String()
+	case isEtcdUnavailable(msg):
+	default:
+		return err
+	}
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure,
+		Code:   503,
+		Reason: metav1.StatusReasonServiceUnavailable,
+		Message: fmt.Sprintf("the datastore (etcd) is unavailable: %s; retry later. A write refused "+
+			"this way may or may not have been applied: a retried create may find the object exists", msg),
+		Details: &metav1.StatusDetails{RetryAfterSeconds: UnavailableRetryAfterSeconds},
+	}}
+}
+
+func isEtcdUnavailable(msg string) bool {
+	for _, m := range etcdUnavailable {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,89 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// etcdError prints as the etcd client's typed errors and gRPC statuses do.
+type etcdError string
+
+func (e etcdError) Error() string { return string(e) }
+
+func TestUnavailable(t *testing.T) {
+	live := context.Background()
+	gone, cancelGone := context.WithTimeout(context.Background(), 0)
+	defer cancelGone()
+	<-gone.Done()
+
+	notFound := apierrors.NewNotFound(schema.GroupResource{Group: "flagpole.dev", Resource: "flags"}, "x")
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want int // 0: unchanged
+	}{
+		{"nil", live, nil, 0},
+		{"no leader", live, etcdError("etcdserver: no leader"), http.StatusServiceUnavailable},
+		{"request timed out", live, etcdError("etcdserver: request timed out"), http.StatusServiceUnavailable},
+		{"request timed out, leader failure", live, etcdError("etcdserver: request timed out, possibly due to previous leader failure"), http.StatusServiceUnavailable},
+		{"leader changed", live, etcdError("etcdserver: leader changed"), http.StatusServiceUnavailable},
+		{"grpc unavailable", live, etcdError("rpc error: code = Unavailable desc = connection refused"), http.StatusServiceUnavailable},
+		{"wrapped", live, fmt.Errorf("list flags: %w", etcdError("etcdserver: no leader")), http.StatusServiceUnavailable},
+		{"read timeout", live, fmt.Errorf("get: %w", context.DeadlineExceeded), http.StatusServiceUnavailable},
+		// The request's own deadline is upstream's 504 to give.
+		{"request deadline", gone, context.DeadlineExceeded, 0},
+		{"canceled", live, context.Canceled, 0},
+		{"status kept", live, notFound, 0},
+		{"other", live, errors.New("etcdserver: mvcc: required revision has been compacted"), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Unavailable(tc.ctx, tc.err)
+			if tc.want == 0 {
+				if got != tc.err {
+					t.Fatalf("Unavailable(%v) = %v, want it unchanged", tc.err, got)
+				}
+				return
+			}
+			var status apierrors.APIStatus
+			if !errors.As(got, &status) {
+				t.Fatalf("Unavailable(%v) = %v (%T), want a status", tc.err, got, got)
+			}
+			s := status.Status()
+			if s.Code != int32(tc.want) || s.Reason != metav1.StatusReasonServiceUnavailable || !apierrors.IsServiceUnavailable(got) {
+				t.Errorf("status %d %s, want %d ServiceUnavailable", s.Code, s.Reason, tc.want)
+			}
+			if s.Details == nil || s.Details.RetryAfterSeconds != UnavailableRetryAfterSeconds {
+				t.Errorf("details %+v, want RetryAfterSeconds %d", s.Details, UnavailableRetryAfterSeconds)
+			}
+			if delay, ok := apierrors.SuggestsClientDelay(got); !ok || delay != UnavailableRetryAfterSeconds {
+				t.Errorf("SuggestsClientDelay = %d, %v", delay, ok)
+			}
+		})
+	}
+}
+
+func TestWriteContextRequiresLeader(t *testing.T) {
+	// clientv3.WithRequireLeader marks the outgoing gRPC metadata; the
+	// context must keep the request's values and deadline.
+	type key struct{}
+	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), key{}, "v"), 1<<40)
+	defer cancel()
+	w := writeContext(ctx)
+	if w.Value(key{}) != "v" {
+		t.Error("writeContext lost the request's values")
+	}
+	if _, ok := w.Deadline(); !ok {
+		t.Error("writeContext lost the request's deadline")
+	}
+	if w == ctx {
+		t.Error("writeContext returned the context unchanged")
+	}
+}
