@@ -318,29 +318,38 @@ func (c *cluster) startFlagpole(ctx context.Context) error {
 			return err
 		}
 	}
-	kc := c.kubeconfig(userFlagpole)
-	p, err := c.start("flagpole-apiserver", c.flagpoleBin,
-		"--kubeconfig", kc,
-		"--authentication-kubeconfig", kc,
-		"--authorization-kubeconfig", kc,
-		"--etcd-servers", c.etcdURL,
-		"--etcd-prefix", etcdPrefix,
-		"--bind-address", "127.0.0.1",
-		"--secure-port", strconv.Itoa(c.flagpolePort),
-		"--data-dir", c.path("flagpole"),
-		"--tls-cert-file", c.servingCertFile(),
-		"--tls-private-key-file", c.servingKeyFile(),
-		"--audit-policy-file", c.auditPolicy(),
-		"--audit-log-path", c.auditLog(),
-		"--max-requests-inflight", "4",
-		"--max-mutating-requests-inflight", "2",
-	)
+	p, err := c.start("flagpole-apiserver", c.flagpoleBin, c.flagpoleArgs(c.flagpolePort, c.path("flagpole"), c.auditLog())...)
 	if err != nil {
 		return err
 	}
 	return waitFor(ctx, p, 90*time.Second, func() error {
 		return getOK(c.directFlagpoleConfig(userAdmin, "system:masters"), "/readyz")
 	})
+}
+
+// flagpoleArgs is the command line of a Flagpole replica in delegated mode:
+// every replica of the e2e (startFlagpole's, and those of
+// TestTwoReplicasRollingRestart) runs with the same flags, on the same etcd
+// and prefix and serving certificate files, differing only in its port, data
+// directory and audit log.
+func (c *cluster) flagpoleArgs(port int, dataDir, auditLog string) []string {
+	kc := c.kubeconfig(userFlagpole)
+	return []string{
+		"--kubeconfig", kc,
+		"--authentication-kubeconfig", kc,
+		"--authorization-kubeconfig", kc,
+		"--etcd-servers", c.etcdURL,
+		"--etcd-prefix", etcdPrefix,
+		"--bind-address", "127.0.0.1",
+		"--secure-port", strconv.Itoa(port),
+		"--data-dir", dataDir,
+		"--tls-cert-file", c.servingCertFile(),
+		"--tls-private-key-file", c.servingKeyFile(),
+		"--audit-policy-file", c.auditPolicy(),
+		"--audit-log-path", auditLog,
+		"--max-requests-inflight", "4",
+		"--max-mutating-requests-inflight", "2",
+	}
 }
 
 func (c *cluster) auditLog() string { return c.path("flagpole-audit.log") }
@@ -432,9 +441,14 @@ func (c *cluster) servingCA() ([]byte, error) {
 // directFlagpoleConfig talks to flagpole without kube-apiserver, as the
 // aggregator does: front-proxy client certificate plus X-Remote-* headers.
 func (c *cluster) directFlagpoleConfig(user string, groups ...string) *rest.Config {
+	return c.directFlagpoleConfigAt(c.flagpolePort, user, groups...)
+}
+
+// directFlagpoleConfigAt is directFlagpoleConfig for the replica on port.
+func (c *cluster) directFlagpoleConfigAt(port int, user string, groups ...string) *rest.Config {
 	ca, _ := c.servingCA()
 	cfg := &rest.Config{
-		Host: "https://127.0.0.1:" + strconv.Itoa(c.flagpolePort),
+		Host: "https://127.0.0.1:" + strconv.Itoa(port),
 		TLSClientConfig: rest.TLSClientConfig{
 			CAData:     ca,
 			ServerName: flagpoleService + "." + flagpoleNamespace + ".svc",

@@ -48,7 +48,16 @@ func TestServingCertificateRotation(t *testing.T) {
 	}
 	oldLeaf := servedLeaf(t, oldPEM)
 
-	stream := startRequestStream(ctx, t, agg)
+	flags := clientset.NewForConfigOrDie(e2e.restConfig(userAdmin)).FlagpoleV1beta1()
+	stream := startRequestStream(ctx, agg,
+		func(ctx context.Context) error {
+			_, err := flags.Flags(e2eNamespace).List(ctx, metav1.ListOptions{Limit: 5})
+			return err
+		},
+		func(ctx context.Context) error {
+			_, err := flags.Segments(e2eNamespace).List(ctx, metav1.ListOptions{Limit: 5})
+			return err
+		})
 	defer stream.stop()
 	restored := false
 	t.Cleanup(func() {
@@ -253,8 +262,8 @@ func setCABundle(ctx context.Context, agg aggregator.Interface, bundle []byte) e
 	})
 }
 
-// requestStream sends reads of Flagpole's resources through kube-apiserver,
-// one after another, and watches the APIService's Available condition, until
+// requestStream sends requests (ops, in turn) through kube-apiserver, one
+// after another, and watches the APIService's Available condition, until
 // stopped. It counts what succeeded and keeps what failed.
 type requestStream struct {
 	ok, failed, unavailable atomic.Int64
@@ -266,9 +275,8 @@ type requestStream struct {
 	errs []string
 }
 
-func startRequestStream(ctx context.Context, t *testing.T, agg aggregator.Interface) *requestStream {
+func startRequestStream(ctx context.Context, agg aggregator.Interface, ops ...func(context.Context) error) *requestStream {
 	s := &requestStream{done: make(chan struct{})}
-	flags := clientset.NewForConfigOrDie(e2e.restConfig(userAdmin)).FlagpoleV1beta1()
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -278,13 +286,7 @@ func startRequestStream(ctx context.Context, t *testing.T, agg aggregator.Interf
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			var err error
-			if i%2 == 0 {
-				_, err = flags.Flags(e2eNamespace).List(ctx, metav1.ListOptions{Limit: 5})
-			} else {
-				_, err = flags.Segments(e2eNamespace).List(ctx, metav1.ListOptions{Limit: 5})
-			}
-			if err != nil {
+			if err := ops[i%len(ops)](ctx); err != nil {
 				s.failed.Add(1)
 				s.record(fmt.Sprintf("%s request failed: %v", time.Now().Format(time.StampMilli), err))
 			} else {
