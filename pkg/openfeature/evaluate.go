@@ -7,7 +7,6 @@ import (
 	"math"
 
 	of "github.com/open-feature/go-sdk/openfeature"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/evaluation"
@@ -32,7 +31,11 @@ func (p *Provider) Evaluate(ctx context.Context, key string, want v1beta1.FlagTy
 		}
 		return s
 	})
-	overrides, _ := p.overrides.List(labels.Everything())
+	objs, _ := p.overrides.ByIndex(overridesByFlag, key)
+	var overrides []*v1beta1.FlagOverride
+	for _, o := range objs {
+		overrides = append(overrides, o.(*v1beta1.FlagOverride))
+	}
 	return compiled.Evaluate(ctx, flag, overrides, evaluation.Request{Context: c, ExpectedType: want, Now: p.clock.Now()}), true
 }
 

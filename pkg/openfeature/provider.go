@@ -31,6 +31,9 @@ import (
 // ProviderName is the provider's name in OpenFeature metadata and events.
 const ProviderName = "flagpole"
 
+// overridesByFlag indexes FlagOverrides by the flag they override.
+const overridesByFlag = "flag"
+
 // DefaultSyncTimeout bounds how long Init waits for the first full state.
 const DefaultSyncTimeout = 30 * time.Second
 
@@ -49,7 +52,7 @@ type Provider struct {
 	factory     informers.SharedInformerFactory
 	flags       listers.FlagNamespaceLister
 	segments    listers.SegmentNamespaceLister
-	overrides   listers.FlagOverrideNamespaceLister
+	overrides   cache.Indexer // indexed by spec.flag
 	synced      []cache.InformerSynced
 	compiled    *evaluation.Cache
 	clock       clock.PassiveClock
@@ -114,7 +117,17 @@ func newProvider(client clientset.Interface, namespace string, opts ...Option) (
 	flagInformer, segmentInformer, overrideInformer := v1.Flags(), v1.Segments(), v1.FlagOverrides()
 	p.flags = flagInformer.Lister().Flags(namespace)
 	p.segments = segmentInformer.Lister().Segments(namespace)
-	p.overrides = overrideInformer.Lister().FlagOverrides(namespace)
+	// Each evaluation needs only its own flag's overrides: an index, not a
+	// list of the namespace's overrides per call.
+	if err := overrideInformer.Informer().AddIndexers(cache.Indexers{overridesByFlag: func(obj any) ([]string, error) {
+		if o, ok := obj.(*v1beta1.FlagOverride); ok {
+			return []string{o.Spec.Flag}, nil
+		}
+		return nil, nil
+	}}); err != nil {
+		return nil, err
+	}
+	p.overrides = overrideInformer.Informer().GetIndexer()
 	for _, inf := range []cache.SharedIndexInformer{flagInformer.Informer(), segmentInformer.Informer(), overrideInformer.Informer()} {
 		p.synced = append(p.synced, inf.HasSynced)
 	}

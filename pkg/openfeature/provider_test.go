@@ -10,6 +10,7 @@ import (
 	of "github.com/open-feature/go-sdk/openfeature"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/evaluation"
@@ -175,5 +176,34 @@ func BenchmarkProviderBoolean(b *testing.B) {
 		if d := p.BooleanEvaluation(ctx, "bool-flag", false, vip); !d.Value {
 			b.Fatal(d)
 		}
+	}
+}
+
+// A live override decides for its own flag only (the provider looks
+// overrides up by flag).
+func TestProviderOverrides(t *testing.T) {
+	p, client := startProvider(t)
+	expires := metav1.NewTime(time.Now().Add(time.Hour))
+	for _, o := range []*v1beta1.FlagOverride{
+		{ObjectMeta: metav1.ObjectMeta{Name: "force-on", Namespace: ns},
+			Spec:   v1beta1.FlagOverrideSpec{Flag: "bool-flag", Variant: "on", TargetingKeys: []string{"user-7"}},
+			Status: v1beta1.FlagOverrideStatus{ExpiresAt: &expires}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "other-flag", Namespace: ns},
+			Spec:   v1beta1.FlagOverrideSpec{Flag: "string-flag", Variant: "greeting"},
+			Status: v1beta1.FlagOverrideStatus{ExpiresAt: &expires}},
+	} {
+		if _, err := client.FlagpoleV1beta1().FlagOverrides(ns).Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		d := p.BooleanEvaluation(context.Background(), "bool-flag", false, of.FlattenedContext{"targetingKey": "user-7"})
+		return d.Value && d.FlagMetadata["override"] == "force-on", nil
+	})
+	if err != nil {
+		t.Fatalf("the override never decided for user-7: %v", err)
+	}
+	if d := p.BooleanEvaluation(context.Background(), "bool-flag", true, of.FlattenedContext{"targetingKey": "user-8"}); d.Value || d.FlagMetadata["override"] != nil {
+		t.Errorf("user-8 is not targeted: %+v", d)
 	}
 }
