@@ -145,16 +145,26 @@ func (ch *Changes) subscribe(namespace string) chan struct{} {
 
 func (ch *Changes) unsubscribe(namespace string, sub chan struct{}) {
 	ch.mu.Lock()
-	delete(ch.namespace(namespace).subscribers, sub)
-	ch.mu.Unlock()
+	defer ch.mu.Unlock()
+	n := ch.namespace(namespace)
+	delete(n.subscribers, sub)
+	// A namespace that never changed is remembered only while streamed, so
+	// streams opened on arbitrary namespace names leave nothing behind.
+	if n.seq == 0 && len(n.subscribers) == 0 {
+		delete(ch.namespaces, namespace)
+	}
 }
 
 // current returns the namespace's latest event id and change time.
 func (ch *Changes) current(namespace string) (string, time.Time) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	n := ch.namespace(namespace)
-	return ch.server + "." + strconv.FormatUint(n.seq, 10), n.modified
+	var seq uint64
+	var modified time.Time
+	if n := ch.namespaces[namespace]; n != nil {
+		seq, modified = n.seq, n.modified
+	}
+	return ch.server + "." + strconv.FormatUint(seq, 10), modified
 }
 
 // refetchEvent is the data of an OFREP refetchEvaluation event.

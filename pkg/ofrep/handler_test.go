@@ -179,9 +179,9 @@ func TestEventStream(t *testing.T) {
 	defer srv.Close()
 	changes.Notify("apps") // before anyone listens: id s1.1
 
-	open := func(lastEventID string) (*bufio.Reader, func()) {
+	openNS := func(namespace, lastEventID string) (*bufio.Reader, func()) {
 		ctx, cancel := context.WithCancel(context.Background())
-		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/namespaces/apps/ofrep/v1/events", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/namespaces/"+namespace+"/ofrep/v1/events", nil)
 		if lastEventID != "" {
 			req.Header.Set("Last-Event-ID", lastEventID)
 		}
@@ -194,6 +194,7 @@ func TestEventStream(t *testing.T) {
 		}
 		return bufio.NewReader(resp.Body), func() { cancel(); resp.Body.Close() }
 	}
+	open := func(lastEventID string) (*bufio.Reader, func()) { return openNS("apps", lastEventID) }
 	// readEvent reads one event (skipping keep-alive comments).
 	readEvent := func(r *bufio.Reader) (id string, data refetchEvent) {
 		t.Helper()
@@ -236,6 +237,20 @@ func TestEventStream(t *testing.T) {
 		closeStream()
 	}
 	waitSubscribers(t, changes, "apps", 0)
+
+	// A stream on a namespace that never changed leaves no state behind.
+	_, closeStream = openNS("never-changed", "")
+	waitSubscribers(t, changes, "never-changed", 1)
+	closeStream()
+	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		changes.mu.Lock()
+		defer changes.mu.Unlock()
+		_, kept := changes.namespaces["never-changed"]
+		return !kept, nil
+	})
+	if err != nil {
+		t.Error("a closed stream on a namespace without changes left its state behind")
+	}
 }
 
 func waitSubscribers(t *testing.T, ch *Changes, namespace string, n int) {
