@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Regenerates every generated file (zz_generated.* and pkg/generated) with
-# k8s.io/code-generator's kube_codegen.sh, at the version go.mod pins.
+# Regenerates every generated file (zz_generated.*, pkg/generated, and the
+# protobuf files generated.proto and generated.pb.go with the protobuf struct
+# tags of types.go) with k8s.io/code-generator's kube_codegen.sh and
+# go-to-protobuf, at the version go.mod pins. Protobuf needs protoc
+# 3.21.12: hack/install-protoc.sh installs Debian's protobuf-compiler when
+# there is no such protoc.
 set -o errexit
 set -o nounset
 set -o pipefail
@@ -21,6 +25,57 @@ source "${CODEGEN_PKG}/kube_codegen.sh"
 
 THIS_PKG="github.com/flagpole-dev/flagpole"
 BOILERPLATE="${ROOT}/hack/boilerplate.go.txt"
+
+# Protobuf first: it rewrites the protobuf struct tags of types.go, which
+# the generators below read.
+gen_protobuf() {
+    local protoc
+    protoc="$("${ROOT}/hack/install-protoc.sh")"
+    # go-to-protobuf runs protoc, protoc-gen-gogo and goimports from PATH:
+    # the versions go.mod pins (tool dependencies), and the protoc checked above.
+    go install k8s.io/code-generator/cmd/go-to-protobuf \
+        k8s.io/code-generator/cmd/go-to-protobuf/protoc-gen-gogo \
+        golang.org/x/tools/cmd/goimports
+    ln -sf "${protoc}" "${GOBIN}/protoc"
+
+    # protoc finds imported .proto files by import path, and go-to-protobuf
+    # writes its output under --output-dir by import path: both need a
+    # GOPATH-shaped tree. Link this module and the ones whose .proto files
+    # ours import (apimachinery; gogo.proto and descriptor.proto from gogo).
+    local gopath apimachinery gogo
+    gopath="$(mktemp -d)"
+    go mod download k8s.io/apimachinery github.com/gogo/protobuf
+    apimachinery="$(go list -m -f '{{.Dir}}' k8s.io/apimachinery)"
+    gogo="$(go list -m -f '{{.Dir}}' github.com/gogo/protobuf)"
+    mkdir -p "${gopath}/src/github.com/flagpole-dev" "${gopath}/src/k8s.io" "${gopath}/src/github.com/gogo"
+    ln -s "${ROOT}" "${gopath}/src/${THIS_PKG}"
+    ln -s "${apimachinery}" "${gopath}/src/k8s.io/apimachinery"
+    ln -s "${gogo}" "${gopath}/src/github.com/gogo/protobuf"
+
+    # Apimachinery packages are prefixed with "-": referenced, not generated.
+    local rc=0
+    PATH="${GOBIN}:${PATH}" go-to-protobuf \
+        --go-header-file "${BOILERPLATE}" \
+        --output-dir "${gopath}/src" \
+        --proto-import "${gopath}/src" \
+        --proto-import "${gogo}/protobuf" \
+        --apimachinery-packages "$(IFS=,; echo "${PROTO_APIMACHINERY_PKGS[*]}")" \
+        --packages "$(IFS=,; echo "${PROTO_PKGS[*]}")" || rc=$?
+    rm -rf "${gopath}"
+    return "${rc}"
+}
+
+PROTO_APIMACHINERY_PKGS=(
+    -k8s.io/apimachinery/pkg/util/intstr
+    -k8s.io/apimachinery/pkg/api/resource
+    -k8s.io/apimachinery/pkg/runtime/schema
+    -k8s.io/apimachinery/pkg/runtime
+    -k8s.io/apimachinery/pkg/apis/meta/v1
+)
+PROTO_PKGS=(
+    "${THIS_PKG}/pkg/apis/flagpole/v1beta1"
+)
+gen_protobuf
 
 kube::codegen::gen_helpers \
     --boilerplate "${BOILERPLATE}" \
@@ -43,6 +98,7 @@ go run ./hack/models-schema > "${schema}"
 
 kube::codegen::gen_client \
     --with-watch \
+    --prefers-protobuf \
     --with-applyconfig \
     --applyconfig-openapi-schema "${schema}" \
     --output-dir "${ROOT}/pkg/generated" \

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -31,6 +32,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
+	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	cliflag "k8s.io/component-base/cli/flag"
 	basecompatibility "k8s.io/component-base/compatibility"
@@ -96,16 +98,14 @@ func NewOptions() *Options {
 		kubeEffectiveVersion(), utilfeature.DefaultMutableFeatureGate))
 
 	o := &Options{
-		RecommendedOptions: genericoptions.NewRecommendedOptions(
-			defaultEtcdPathPrefix,
-			flagpoleapiserver.Codecs.LegacyCodec(v1beta1.SchemeGroupVersion),
-		),
+		// The storage codec follows --storage-media-type: storageCodec sets
+		// it in config, once the flag is parsed.
+		RecommendedOptions:       genericoptions.NewRecommendedOptions(defaultEtcdPathPrefix, nil),
 		ServerRun:                genericoptions.NewServerRunOptionsForComponent(basecompatibility.DefaultKubeComponent, registry),
 		ComponentGlobalsRegistry: registry,
 		DataDir:                  defaultDataDir,
 	}
-	o.RecommendedOptions.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
-		v1beta1.SchemeGroupVersion, schema.GroupKind{Group: v1beta1.GroupName})
+	o.RecommendedOptions.Etcd.DefaultStorageMediaType = runtime.ContentTypeProtobuf
 	o.RecommendedOptions.SecureServing.BindPort = defaultSecurePort
 	// Upstream's default (0) leaves open watches — every Go provider and
 	// informer of Flagpole's clients holds some — to the HTTP server's
@@ -274,6 +274,11 @@ func (o *Options) Validate() error {
 	if len(o.standaloneEnabledAdmission) > 0 {
 		errs = append(errs, fmt.Errorf("--enable-admission-plugins %v: upstream admission plugins need a cluster (--kubeconfig) and do not run standalone", o.standaloneEnabledAdmission))
 	}
+	// Upstream's check lists YAML too; Flagpole's stored-size limit holds for
+	// JSON and protobuf only.
+	if mt := o.RecommendedOptions.Etcd.DefaultStorageMediaType; !slices.Contains(storageMediaTypes, mt) {
+		errs = append(errs, fmt.Errorf("--storage-media-type %q: Flagpole stores %s", mt, strings.Join(storageMediaTypes, " or ")))
+	}
 	return utilerrors.NewAggregate(errs)
 }
 
@@ -322,9 +327,39 @@ func (o *Options) Config() (cfg *flagpoleapiserver.Config, closer func(), err er
 	return cfg, closeAll, nil
 }
 
+// storageMediaTypes are the --storage-media-type values Flagpole accepts.
+var storageMediaTypes = []string{runtime.ContentTypeProtobuf, runtime.ContentTypeJSON}
+
+// storageCodec sets the codec etcd storage encodes and decodes with, the
+// upstream way (k8s.io/apiserver/pkg/server/storage, as kube-apiserver's
+// storage factory does): objects are written as v1beta1 in
+// --storage-media-type, and read in whichever encoding they were written —
+// protobuf, or JSON written before protobuf was the default or with
+// --storage-media-type=application/json — so that switching the flag needs
+// no migration: an object is rewritten in the new encoding when it is next
+// written.
+func storageCodec(etcd *genericoptions.EtcdOptions) error {
+	codec, versioner, err := serverstorage.NewStorageCodec(serverstorage.StorageCodecConfig{
+		StorageMediaType:  etcd.DefaultStorageMediaType,
+		StorageSerializer: flagpoleapiserver.Codecs,
+		StorageVersion:    v1beta1.SchemeGroupVersion,
+		MemoryVersion:     schema.GroupVersion{Group: v1beta1.GroupName, Version: runtime.APIVersionInternal},
+		Config:            etcd.StorageConfig,
+	})
+	if err != nil {
+		return fmt.Errorf("--storage-media-type: %w", err)
+	}
+	etcd.StorageConfig.Codec = codec
+	etcd.StorageConfig.EncodeVersioner = versioner
+	return nil
+}
+
 // config applies the options, with etcd the storage to use.
 func (o *Options) config(etcd *genericoptions.EtcdOptions) (*flagpoleapiserver.Config, error) {
 	rec := *o.RecommendedOptions
+	if err := storageCodec(etcd); err != nil {
+		return nil, err
+	}
 	rec.Etcd = etcd
 	if !o.localAuth {
 		var ips []net.IP

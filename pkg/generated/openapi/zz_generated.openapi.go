@@ -900,7 +900,7 @@ func schema_pkg_apis_flagpole_v1beta1_JSON(ref common.ReferenceCallback) common.
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
 			SchemaProps: spec.SchemaProps{
-				Description: "JSON holds an arbitrary JSON value. It is kept as raw bytes so that the type has a protobuf encoding.",
+				Description: "JSON holds an arbitrary JSON value. It is kept as raw bytes so that the type has a protobuf encoding: a message with the value's JSON text in field 1. Its protobuf methods are hand-written (marshal_proto.go) so that decoding protobuf applies the checks decoding JSON does.",
 				Type:        v1beta1.JSON{}.OpenAPISchemaType(),
 				Format:      v1beta1.JSON{}.OpenAPISchemaFormat(),
 			},

@@ -13,3 +13,10 @@ import (
 func TestRoundTripTypes(t *testing.T) {
 	roundtrip.RoundTripTestForAPIGroup(t, Install, flagpolefuzzer.Funcs)
 }
+
+// TestRoundTripProtobuf proves the same through protobuf, the storage and
+// default client encoding, and JSON again (internal → versioned → protobuf →
+// versioned → internal, and versioned → protobuf → versioned) for every kind.
+func TestRoundTripProtobuf(t *testing.T) {
+	roundtrip.RoundTripProtobufTestForAPIGroup(t, Install, flagpolefuzzer.Funcs)
+}

@@ -110,8 +110,12 @@ type Variant struct {
 }
 
 // JSON holds an arbitrary JSON value. It is kept as raw bytes so that the
-// type has a protobuf encoding.
+// type has a protobuf encoding: a message with the value's JSON text in
+// field 1. Its protobuf methods are hand-written (marshal_proto.go) so that
+// decoding protobuf applies the checks decoding JSON does.
 // +protobuf=true
+// +protobuf.options.marshal=false
+// +protobuf.options.(gogoproto.goproto_stringer)=false
 type JSON struct {
 	Raw []byte `json:"-" protobuf:"bytes,1,opt,name=raw"`
 }

@@ -53,6 +53,7 @@ func newEvaluations(c *FlagpoleV1beta1Client, namespace string) *evaluations {
 			scheme.ParameterCodec,
 			namespace,
 			func() *flagpolev1beta1.Evaluation { return &flagpolev1beta1.Evaluation{} },
+			gentype.PrefersProtobuf[*flagpolev1beta1.Evaluation](),
 		),
 	}
 }

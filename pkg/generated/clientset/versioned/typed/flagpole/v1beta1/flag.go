@@ -71,6 +71,7 @@ func newFlags(c *FlagpoleV1beta1Client, namespace string) *flags {
 			namespace,
 			func() *flagpolev1beta1.Flag { return &flagpolev1beta1.Flag{} },
 			func() *flagpolev1beta1.FlagList { return &flagpolev1beta1.FlagList{} },
+			gentype.PrefersProtobuf[*flagpolev1beta1.Flag](),
 		),
 	}
 }
@@ -79,6 +80,7 @@ func newFlags(c *FlagpoleV1beta1Client, namespace string) *flags {
 func (c *flags) Evaluate(ctx context.Context, flagName string, evaluationRequest *flagpolev1beta1.EvaluationRequest, opts v1.CreateOptions) (result *flagpolev1beta1.EvaluationResult, err error) {
 	result = &flagpolev1beta1.EvaluationResult{}
 	err = c.GetClient().Post().
+		UseProtobufAsDefault().
 		Namespace(c.GetNamespace()).
 		Resource("flags").
 		Name(flagName).

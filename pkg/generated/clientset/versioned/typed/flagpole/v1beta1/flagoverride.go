@@ -65,6 +65,7 @@ func newFlagOverrides(c *FlagpoleV1beta1Client, namespace string) *flagOverrides
 			namespace,
 			func() *flagpolev1beta1.FlagOverride { return &flagpolev1beta1.FlagOverride{} },
 			func() *flagpolev1beta1.FlagOverrideList { return &flagpolev1beta1.FlagOverrideList{} },
+			gentype.PrefersProtobuf[*flagpolev1beta1.FlagOverride](),
 		),
 	}
 }

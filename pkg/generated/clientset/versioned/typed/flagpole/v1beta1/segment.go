@@ -65,6 +65,7 @@ func newSegments(c *FlagpoleV1beta1Client, namespace string) *segments {
 			namespace,
 			func() *flagpolev1beta1.Segment { return &flagpolev1beta1.Segment{} },
 			func() *flagpolev1beta1.SegmentList { return &flagpolev1beta1.SegmentList{} },
+			gentype.PrefersProtobuf[*flagpolev1beta1.Segment](),
 		),
 	}
 }
