@@ -7,6 +7,12 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	flagpoleapiserver "github.com/flagpole-dev/flagpole/pkg/apiserver"
 )
 
 func parse(t *testing.T, args ...string) *Options {
@@ -85,6 +91,8 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--embedded-etcd", "--etcd-servers", "http://127.0.0.1:2379"}, "exclude each other"},
 		{[]string{"--enable-admission-plugins", "NamespaceLifecycle"}, "do not run standalone"},
 		{[]string{"--goaway-chance", "0.5"}, "--goaway-chance"},
+		{[]string{"--storage-media-type", "application/yaml"}, "--storage-media-type"},
+		{[]string{"--storage-media-type", "text/plain"}, "--storage-media-type"},
 	} {
 		o := parse(t, append([]string{"--data-dir", t.TempDir()}, tc.args...)...)
 		if err := o.Complete(); err != nil {
@@ -162,5 +170,47 @@ func TestCompleteWritesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("data directory after Complete and a failed Validate: %v, want it not created", err)
+	}
+}
+
+// --storage-media-type chooses what etcd storage writes (protobuf unless
+// told otherwise); either codec reads both encodings.
+func TestStorageMediaType(t *testing.T) {
+	f := &v1beta1.Flag{ObjectMeta: metav1.ObjectMeta{Name: "f", Namespace: "ns"}, Spec: v1beta1.FlagSpec{Type: v1beta1.FlagTypeBoolean}}
+	internal := &flagpole.Flag{}
+	if err := flagpoleapiserver.Scheme.Convert(f, internal, nil); err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string][]byte{}
+	for _, tc := range []struct {
+		args   []string
+		prefix string
+	}{
+		{nil, "k8s\x00"},
+		{[]string{"--storage-media-type", "application/vnd.kubernetes.protobuf"}, "k8s\x00"},
+		{[]string{"--storage-media-type", "application/json"}, `{"kind":"Flag","apiVersion":"flagpole.dev/v1beta1"`},
+	} {
+		o := parse(t, tc.args...)
+		etcd := *o.RecommendedOptions.Etcd
+		if err := storageCodec(&etcd); err != nil {
+			t.Fatal(err)
+		}
+		if o.RecommendedOptions.Etcd.StorageConfig.Codec != nil {
+			t.Error("storageCodec changed the options it was given a copy of")
+		}
+		data, err := runtime.Encode(etcd.StorageConfig.Codec, internal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(data), tc.prefix) {
+			t.Errorf("%v: stored as %q, want it to start with %q", tc.args, data, tc.prefix)
+		}
+		stored[tc.prefix] = data
+		for _, data := range stored {
+			obj, err := runtime.Decode(etcd.StorageConfig.Codec, data)
+			if got, ok := obj.(*flagpole.Flag); err != nil || !ok || got.Name != "f" || got.Spec.Type != flagpole.FlagTypeBoolean {
+				t.Errorf("%v: reading %q: %#v, %v", tc.args, data, obj, err)
+			}
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
@@ -171,11 +172,11 @@ func resourceVersionOf(obj runtime.Object) string {
 	return ""
 }
 
-// ValidateStoredSize checks that obj, encoded as storage encodes it (v1beta1
-// JSON), takes at most max bytes. etcd refuses a request over 1.5 MiB (and
-// its client anything over 2 MiB) with errors the store reports as 500s;
-// this says so with a 422 before the object is written. fldPath names the
-// part of the object the writer controls.
+// ValidateStoredSize checks that obj, encoded as storage encodes it (v1beta1,
+// in protobuf or JSON: see StoredSize), takes at most max bytes. etcd refuses
+// a request over 1.5 MiB (and its client anything over 2 MiB) with errors the
+// store reports as 500s; this says so with a 422 before the object is
+// written. fldPath names the part of the object the writer controls.
 func ValidateStoredSize(scheme *runtime.Scheme, obj runtime.Object, max int, fldPath *field.Path) field.ErrorList {
 	size, err := StoredSize(scheme, obj)
 	if err != nil {
@@ -189,7 +190,14 @@ func ValidateStoredSize(scheme *runtime.Scheme, obj runtime.Object, max int, fld
 	return nil
 }
 
-// StoredSize is the length of obj's storage encoding.
+// StoredSize is the length of obj's storage encoding: the larger of its
+// v1beta1 protobuf encoding (what the server stores by default, with the
+// protobuf envelope) and its v1beta1 JSON encoding (what it stores with
+// --storage-media-type=application/json, and stored before protobuf). The
+// strategies do not know which of the two the server was started with, and
+// the limit must hold for both: an object accepted under one setting stays
+// writable after the flag is switched, or after a downgrade. Protobuf is
+// almost always the smaller, so in practice this is the JSON size.
 func StoredSize(scheme *runtime.Scheme, obj runtime.Object) (int, error) {
 	versioned, err := scheme.ConvertToVersion(obj, v1beta1.SchemeGroupVersion)
 	if err != nil {
@@ -199,7 +207,19 @@ func StoredSize(scheme *runtime.Scheme, obj runtime.Object) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return len(data), nil
+	var proto byteCounter
+	if err := protobuf.NewSerializer(scheme, scheme).Encode(versioned, &proto); err != nil {
+		return 0, err
+	}
+	return max(len(data), int(proto)), nil
+}
+
+// byteCounter is an io.Writer that only counts.
+type byteCounter int
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	*c += byteCounter(len(p))
+	return len(p), nil
 }
 
 // UnavailableRetryAfterSeconds is the Retry-After of a 503 for an etcd that
