@@ -278,7 +278,11 @@ func (c completedConfig) electionIdentity() string {
 
 func (c completedConfig) v1beta1Storage(evaluator *evaluationregistry.Evaluator) (map[string]rest.Storage, error) {
 	getter := c.GenericConfig.RESTOptionsGetter
-	flags, err := flagstorage.NewStorage(Scheme, getter, expression.Compile)
+	// A flag's status is derived in the write that changes its spec, from
+	// the segments the informers know; the controller writes only when they
+	// or the time change it later.
+	status := flagstatus.AtWrite(c.ExtraConfig.Informers.Flagpole().V1beta1().Segments().Lister(), clock.RealClock{})
+	flags, err := flagstorage.NewStorage(Scheme, getter, expression.Compile, status)
 	if err != nil {
 		return nil, err
 	}

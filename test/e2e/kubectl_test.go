@@ -206,7 +206,7 @@ func TestClientset(t *testing.T) {
 	if _, err := flags.Create(ctx, f, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// The in-server status controller writes status concurrently: retry on conflict.
+	// The in-server status controller may write status concurrently: retry on conflict.
 	var updated *v1beta1.Flag
 	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := flags.Get(ctx, "typed", metav1.GetOptions{})

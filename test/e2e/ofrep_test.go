@@ -75,8 +75,9 @@ func TestOFREPWithServiceAccountTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The status controller's writes change resourceVersions (so ETags) and
-	// send change events: let them land before the SDKs compare answers.
+	// Each create stores the flag's status; make sure that is so before the
+	// SDKs compare answers, since a later status write would change
+	// resourceVersions (so ETags) and send change events.
 	for _, f := range openfeaturejs.Flags() {
 		if err := waitFor(ctx, nil, 30*time.Second, func() error {
 			got, err := flags.Get(ctx, f.Name, metav1.GetOptions{})

@@ -100,8 +100,8 @@ func TestStatusSubresource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if created.Status.ObservedGeneration != 0 {
-		t.Errorf("create kept client-written status: %+v", created.Status)
+	if created.Status.ObservedGeneration != 1 || len(created.Status.Conditions) != 2 {
+		t.Errorf("create kept client-written status, or derived none: %+v", created.Status)
 	}
 	waitForStatus(t, s.Client, "status", "f")
 

@@ -112,7 +112,7 @@ func TestWatchFromResourceVersion(t *testing.T) {
 	}
 
 	// Watching from the list's resourceVersion replays what happened since, in
-	// order: ADDED, MODIFIED (the status controller's and ours), DELETED.
+	// order: ADDED, MODIFIED (ours, and the status controller's if it wrote), DELETED.
 	w, err := flags.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -52,8 +53,8 @@ func startServerIn(t *testing.T, dir string, args ...string) *framework.Server {
 	return framework.StartServer(t, dir, args...)
 }
 
-// createFlag creates f and waits until the in-server status controller has
-// written its status, so that later writes do not race the controller.
+// createFlag creates f and waits until its status describes its generation
+// and evaluation answers from it.
 func createFlag(t *testing.T, client clientset.Interface, namespace string, f *v1beta1.Flag) *v1beta1.Flag {
 	t.Helper()
 	ctx := context.Background()
@@ -91,5 +92,31 @@ func waitFlag(t *testing.T, client clientset.Interface, namespace, name, what st
 		}
 		t.Fatalf("flag %s/%s: %s: %v (last status %s)", namespace, name, what, err, status)
 	}
+	waitEvaluable(t, client, last)
 	return last
+}
+
+// waitEvaluable waits until evaluation answers from f's resourceVersion or a
+// later one. The status in a write says nothing about when the evaluator's
+// watch delivers it, so tests that evaluate right after a write wait here.
+func waitEvaluable(t *testing.T, client clientset.Interface, f *v1beta1.Flag) {
+	t.Helper()
+	want, err := strconv.ParseUint(f.ResourceVersion, 10, 64)
+	if err != nil {
+		t.Fatalf("resourceVersion %q: %v", f.ResourceVersion, err)
+	}
+	var last string
+	err = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		res, err := client.FlagpoleV1beta1().Flags(f.Namespace).Evaluate(ctx, f.Name, &v1beta1.EvaluationRequest{}, metav1.CreateOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		last = res.Metadata.ResourceVersion
+		got, err := strconv.ParseUint(res.Metadata.ResourceVersion, 10, 64)
+		return err == nil && got >= want, nil
+	})
+	if err != nil {
+		t.Fatalf("flag %s/%s: evaluation never answered from resourceVersion %s (last: %s): %v", f.Namespace, f.Name, f.ResourceVersion, last, err)
+	}
 }

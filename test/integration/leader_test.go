@@ -13,11 +13,13 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/rest"
 
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/controllers/leaderelection"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
@@ -64,19 +66,20 @@ func TestLeaderElectedControllers(t *testing.T) {
 		}
 	}
 
-	// A flag created through the follower gets its status from the
-	// leader's controller.
+	// A flag created through the follower names a segment that does not
+	// exist yet: the write stores Ready=False. Once the segment is created
+	// the leader's controller writes Ready=True, and the follower reads it.
 	ctx := context.Background()
 	created := createFlag(t, follower.Client, "default", boolFlag("via-follower"))
-	if !writtenByStatusController(created) {
-		t.Errorf("status of %s not written by flag-status-controller: %+v", created.Name, created.ManagedFields)
+	if writtenByStatusController(created) {
+		t.Errorf("the controller wrote the status of a new flag a second time: %+v", created.ManagedFields)
 	}
-	// And the follower's watch sees the same status.
-	if f, err := follower.Client.FlagpoleV1beta1().Flags("default").Get(ctx, created.Name, metav1.GetOptions{}); err != nil {
+	if _, err := follower.Client.FlagpoleV1beta1().Segments("default").Create(ctx, &v1beta1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "employees"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
-	} else if len(f.Status.Conditions) != 2 {
-		t.Errorf("follower reads status %+v", f.Status)
 	}
+	waitFlag(t, follower.Client, "default", created.Name, "Ready=True written by the leader's controller", func(f *v1beta1.Flag) bool {
+		return readyStatus(f) == metav1.ConditionTrue && writtenByStatusController(f)
+	})
 	// Still one leader.
 	if got := leaderGauge(t, follower); got != 1 {
 		t.Fatalf("flagpole_leader = %v, want 1", got)
@@ -103,21 +106,21 @@ func TestLeaderElectedControllers(t *testing.T) {
 		t.Fatalf("flagpole_leader = %v after handover, want 1", got)
 	}
 
-	// A flag created after the handover gets its status within 15s.
-	f := boolFlag("after-handover")
-	if _, err := follower.Client.FlagpoleV1beta1().Flags("default").Create(ctx, f, metav1.CreateOptions{}); err != nil {
+	// After the handover the survivor's controller keeps status current:
+	// deleting the segment turns the flag's Ready to False.
+	if err := follower.Client.FlagpoleV1beta1().Segments("default").Delete(ctx, "employees", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
-		got, err := follower.Client.FlagpoleV1beta1().Flags("default").Get(ctx, f.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		return got.Status.ObservedGeneration == got.Generation && len(got.Status.Conditions) == 2 && writtenByStatusController(got), nil
+	waitFlag(t, follower.Client, "default", created.Name, "Ready=False after the handover", func(f *v1beta1.Flag) bool {
+		return readyStatus(f) == metav1.ConditionFalse
 	})
-	if err != nil {
-		t.Fatalf("no status for a flag created after the handover: %v", err)
+}
+
+func readyStatus(f *v1beta1.Flag) metav1.ConditionStatus {
+	if c := meta.FindStatusCondition(f.Status.Conditions, flagpole.FlagConditionReady); c != nil {
+		return c.Status
 	}
+	return ""
 }
 
 // waitForLeader waits until the election at key has want candidates and its

@@ -25,9 +25,9 @@ import (
 	openfeaturejs "github.com/flagpole-dev/flagpole/test/openfeature-js"
 )
 
-// createOFREPFlags creates the flags and waits for their status, so that
-// the status controller's writes (new resourceVersions, hence new ETags and
-// change events) are over before a test compares answers.
+// createOFREPFlags creates the flags and waits until evaluation answers
+// from them, so that no change event or new ETag is still to come when a
+// test compares answers.
 func createOFREPFlags(t *testing.T, client clientset.Interface, namespace string) {
 	t.Helper()
 	for _, f := range openfeaturejs.Flags() {

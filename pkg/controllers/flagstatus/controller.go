@@ -200,7 +200,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return err
 	}
 	now := c.clock.Now()
-	status := Compute(f, c.segmentLookup(namespace), now)
+	status := Compute(f, segmentLookup(c.segments, namespace), now)
 	if f.Spec.ExpiresAt != nil && now.Before(f.Spec.ExpiresAt.Time) {
 		// Wake up a second after the flag turns stale, or after
 		// maxRequeueDelay if that is sooner. Sub saturates at the largest
@@ -223,13 +223,32 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	return err
 }
 
-func (c *Controller) segmentLookup(namespace string) evaluation.SegmentLookup {
+func segmentLookup(segments listers.SegmentLister, namespace string) evaluation.SegmentLookup {
+	nsLister := segments.Segments(namespace)
 	return func(name string) *v1beta1.Segment {
-		s, err := c.segments.Segments(namespace).Get(name)
+		s, err := nsLister.Get(name)
 		if err != nil {
 			return nil
 		}
 		return s
+	}
+}
+
+// AtWrite returns what the flag strategy derives a written flag's status
+// with (flag.StatusFunc): Compute on the flag as it is about to be stored,
+// with the segments the lister knows then. The lister is the same
+// watch-fed state the controller reads, so it may lag a segment created a
+// moment earlier; the controller then corrects the status when the segment
+// arrives, which is the one case a new flag costs a second write.
+func AtWrite(segments listers.SegmentLister, c clock.PassiveClock) func(*flagpole.Flag) flagpole.FlagStatus {
+	return func(f *flagpole.Flag) flagpole.FlagStatus {
+		var versioned v1beta1.Flag
+		var out flagpole.FlagStatus
+		// Both conversions are generated field copies that cannot fail.
+		_ = v1beta1.Convert_flagpole_Flag_To_v1beta1_Flag(f, &versioned, nil)
+		status := Compute(&versioned, segmentLookup(segments, f.Namespace), c.Now())
+		_ = v1beta1.Convert_v1beta1_FlagStatus_To_flagpole_FlagStatus(&status, &out, nil)
+		return out
 	}
 }
 

@@ -40,12 +40,13 @@ func (*REST) ShortNames() []string { return []string{"fl"} }
 func (*REST) Categories() []string { return []string{"flagpole"} }
 
 // NewStorage builds the etcd-backed storage for flags and flags/status;
-// compile checks CEL expressions on write (expression.Compile).
-func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, compile validation.CompileFunc) (Storage, error) {
+// compile checks CEL expressions on write (expression.Compile); status
+// derives the status a write stores (NewStrategy).
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, compile validation.CompileFunc, status StatusFunc) (Storage, error) {
 	if compile == nil {
 		return Storage{}, errors.New("flag storage needs an expression compiler")
 	}
-	strategy := NewStrategy(scheme, compile)
+	strategy := NewStrategy(scheme, compile, status)
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &flagpole.Flag{} },
 		NewListFunc:               func() runtime.Object { return &flagpole.FlagList{} },

@@ -38,13 +38,22 @@ type Strategy struct {
 	// scheme converts to the stored version, to measure the stored size.
 	scheme  *runtime.Scheme
 	compile validation.CompileFunc
+	status  StatusFunc
 }
+
+// StatusFunc derives the status a flag has when it is written: what the
+// server knows then (observedGeneration, whether its segments exist and its
+// expressions compile, whether it is past expiresAt). The status controller
+// computes the same function later, when a segment or the time changes it.
+type StatusFunc func(*flagpole.Flag) flagpole.FlagStatus
 
 // NewStrategy returns the strategy for flags. compile checks CEL
 // expressions (expression.Compile in the server): required, so that
-// validation never runs without it.
-func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc) Strategy {
-	return Strategy{scheme, names.SimpleNameGenerator, scheme, compile}
+// validation never runs without it. status, when set, fills in the status of
+// every write that creates a flag or changes its spec, in that same write;
+// without it status waits for the controller.
+func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc, status StatusFunc) Strategy {
+	return Strategy{scheme, names.SimpleNameGenerator, scheme, compile, status}
 }
 
 var (
@@ -113,9 +122,19 @@ func specWarnings(spec *flagpole.FlagSpec) []string {
 }
 
 // Canonicalize compacts variant values, so that the same JSON value written
-// with different spacing is the same stored object (no spurious generation bump).
-func (Strategy) Canonicalize(obj runtime.Object) {
-	compactValues(obj.(*flagpole.Flag))
+// with different spacing is the same stored object (no spurious generation
+// bump), and derives the status of a generation that has none yet.
+//
+// Status is derived here rather than in PrepareForCreate because this runs
+// after validation: deriving it compiles the flag's expressions, which must
+// not happen before their size and cost have been checked. Deriving it in
+// the write that changes the spec saves the controller's second etcd write.
+func (s Strategy) Canonicalize(obj runtime.Object) {
+	f := obj.(*flagpole.Flag)
+	compactValues(f)
+	if s.status != nil && f.Status.ObservedGeneration != f.Generation {
+		f.Status = s.status(f)
+	}
 }
 
 func compactValues(f *flagpole.Flag) {
@@ -176,6 +195,12 @@ func (s StatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Objec
 
 func (StatusStrategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {
 	return nil
+}
+
+// Canonicalize leaves status as its writer wrote it: deriving it is for
+// writes of the spec.
+func (StatusStrategy) Canonicalize(obj runtime.Object) {
+	compactValues(obj.(*flagpole.Flag))
 }
 
 // GetAttrs returns the labels and selectable fields of a flag.

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
@@ -40,7 +42,7 @@ func newFlag() *flagpole.Flag {
 func testStrategy() Strategy {
 	scheme := runtime.NewScheme()
 	install.Install(scheme)
-	return NewStrategy(scheme, expression.Compile)
+	return NewStrategy(scheme, expression.Compile, nil)
 }
 
 // The strategy runs the engine's compiler: an expression the engine cannot
@@ -285,5 +287,72 @@ func TestTableConvertor(t *testing.T) {
 	}
 	if len(single.Rows) != 1 || single.ColumnDefinitions != nil || single.ResourceVersion != "7" {
 		t.Errorf("single object table = %+v", single)
+	}
+}
+
+// A write that creates a flag or changes its spec stores the status derived
+// for it (one etcd write, not one more by the controller), and derives it
+// only after validation has passed; writes that keep the spec, and writes of
+// status, keep the status they carry.
+func TestStatusDerivedInTheWrite(t *testing.T) {
+	scheme := runtime.NewScheme()
+	install.Install(scheme)
+	var derived []int64
+	status := func(f *flagpole.Flag) flagpole.FlagStatus {
+		derived = append(derived, f.Generation)
+		return flagpole.FlagStatus{ObservedGeneration: f.Generation, Conditions: []metav1.Condition{{Type: flagpole.FlagConditionReady, Status: metav1.ConditionTrue, Reason: "Derived"}}}
+	}
+	s := NewStrategy(scheme, expression.Compile, status)
+	ctx := genericapirequest.WithNamespace(context.Background(), "default")
+
+	f := newFlag()
+	f.ResourceVersion, f.Generation, f.Status = "", 0, flagpole.FlagStatus{ObservedGeneration: 42}
+	rest.FillObjectMetaSystemFields(f)
+	if err := rest.BeforeCreate(s, ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Status.ObservedGeneration != 1 || len(f.Status.Conditions) != 1 || f.Status.Conditions[0].Reason != "Derived" {
+		t.Errorf("created with status %+v, want the derived one for generation 1", f.Status)
+	}
+
+	bad := newFlag()
+	bad.ResourceVersion = ""
+	bad.Spec.Rules[0].When = strings.Repeat("(", 5000)
+	rest.FillObjectMetaSystemFields(bad)
+	if err := rest.BeforeCreate(s, ctx, bad); err == nil {
+		t.Fatal("an invalid flag was accepted")
+	}
+	if len(derived) != 1 {
+		t.Errorf("status derived %d times, want once: never for a flag that fails validation", len(derived))
+	}
+
+	// An update that leaves the spec as it is keeps the stored status.
+	old := f.DeepCopy()
+	old.ResourceVersion = "5"
+	same := old.DeepCopy()
+	same.Labels = map[string]string{"team": "x"}
+	if err := rest.BeforeUpdate(s, ctx, same, old); err != nil {
+		t.Fatal(err)
+	}
+	if len(derived) != 1 || same.Status.ObservedGeneration != 1 {
+		t.Errorf("a metadata-only update derived status (%d derivations, %+v)", len(derived), same.Status)
+	}
+	// A spec change derives it again, for the new generation.
+	changed := old.DeepCopy()
+	changed.Spec.DefaultVariant = "b"
+	if err := rest.BeforeUpdate(s, ctx, changed, old); err != nil {
+		t.Fatal(err)
+	}
+	if changed.Generation != 2 || changed.Status.ObservedGeneration != 2 || len(derived) != 2 {
+		t.Errorf("spec change: generation %d, status %+v after %d derivations", changed.Generation, changed.Status, len(derived))
+	}
+	// flags/status stores what its writer wrote.
+	written := changed.DeepCopy()
+	written.Status = flagpole.FlagStatus{ObservedGeneration: 1}
+	if err := rest.BeforeUpdate(NewStatusStrategy(s), ctx, written, changed); err != nil {
+		t.Fatal(err)
+	}
+	if written.Status.ObservedGeneration != 1 || len(derived) != 2 {
+		t.Errorf("a status write was overridden: %+v after %d derivations", written.Status, len(derived))
 	}
 }
