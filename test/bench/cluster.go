@@ -13,98 +13,41 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 	"github.com/flagpole-dev/flagpole/test/process"
 )
 
-// env owns every process and the temporary directory of one run, so that one
-// deferred close tears everything down on success, error or Ctrl-C.
+// env is one run's temporary directory and every process started in it
+// (test/cluster), so that one deferred close tears everything down on
+// success, error or Ctrl-C.
 type env struct {
-	dir   string
-	mu    sync.Mutex
-	procs []*process.Process
+	*tcluster.Cluster
 }
 
-func newEnv() (*env, error) {
+func newEnv(cfg config) (*env, error) {
 	dir, err := os.MkdirTemp("", "flagpole-bench-")
 	if err != nil {
 		return nil, err
 	}
-	return &env{dir: dir}, nil
-}
-
-func (e *env) path(elem ...string) string { return filepath.Join(append([]string{e.dir}, elem...)...) }
-
-// start runs bin (in its own process group, test/process) with its output in
-// <dir>/logs/<name>.log.
-func (e *env) start(name, bin string, args ...string) (*process.Process, error) {
-	p, err := process.Start(name, e.path("logs", name+".log"), bin, args...)
+	root, err := os.Getwd()
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	e.procs = append(e.procs, p)
-	e.mu.Unlock()
-	return p, nil
+	return &env{tcluster.New(tcluster.Config{Dir: dir, BinDir: cfg.toolsBin, FlagpoleBin: cfg.flagpoleBin, RepoRoot: root})}, nil
 }
-
-// tailBytes is how much of a process's log an error shows.
-const tailBytes = 3000
 
 // close stops the processes in reverse start order and removes the directory.
 func (e *env) close() {
-	e.mu.Lock()
-	procs := e.procs
-	e.procs = nil
-	e.mu.Unlock()
-	for i := len(procs) - 1; i >= 0; i-- {
-		_ = procs[i].Stop(10 * time.Second)
-	}
-	if err := os.RemoveAll(e.dir); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: remove %s: %v\n", e.dir, err)
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitFor polls check until it succeeds, p exits, ctx ends or timeout passes.
-func waitFor(ctx context.Context, p *process.Process, timeout time.Duration, check func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if p != nil && p.Exited() {
-			return fmt.Errorf("%s exited: %v\n%s", p.Name, p.Err(), p.Tail(tailBytes))
-		}
-		last := check()
-		if last == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			if p == nil {
-				return fmt.Errorf("not ready within %s: %v", timeout, last)
-			}
-			return fmt.Errorf("%s not ready within %s: %v\n%s", p.Name, timeout, last, p.Tail(tailBytes))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
+	e.Teardown()
+	if err := os.RemoveAll(e.Dir); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: remove %s: %v\n", e.Dir, err)
 	}
 }
 
@@ -119,32 +62,12 @@ type peer struct {
 }
 
 func startPeer(ctx context.Context, e *env, binDir string) (*peer, error) {
-	clientPort, err := freePort()
+	etcdURL, err := e.StartEtcd(ctx, "etcd")
 	if err != nil {
-		return nil, err
-	}
-	peerPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	etcdURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
-	etcdPeerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
-	etcd, err := e.start("etcd", filepath.Join(binDir, "etcd"),
-		"--name", "bench",
-		"--data-dir", e.path("etcd"),
-		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
-		"--listen-peer-urls", etcdPeerURL, "--initial-advertise-peer-urls", etcdPeerURL,
-		"--initial-cluster", "bench="+etcdPeerURL,
-		"--log-level", "warn",
-	)
-	if err != nil {
-		return nil, err
-	}
-	if err := waitFor(ctx, etcd, 60*time.Second, func() error { return getStatus(http.DefaultClient, etcdURL+"/health", nil) }); err != nil {
 		return nil, err
 	}
 
-	if err := os.MkdirAll(e.path("kube"), 0o700); err != nil {
+	if err := os.MkdirAll(e.Path("kube"), 0o700); err != nil {
 		return nil, err
 	}
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -155,7 +78,7 @@ func startPeer(ctx context.Context, e *env, binDir string) (*peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	saKeyFile := e.path("kube", "service-account.key")
+	saKeyFile := e.Path("kube", "service-account.key")
 	if err := os.WriteFile(saKeyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return nil, err
 	}
@@ -164,17 +87,17 @@ func startPeer(ctx context.Context, e *env, binDir string) (*peer, error) {
 		return nil, err
 	}
 	token := hex.EncodeToString(tokenBytes)
-	tokenFile := e.path("kube", "tokens.csv")
+	tokenFile := e.Path("kube", "tokens.csv")
 	// token,user,uid — no groups: the user has only system:authenticated.
 	if err := os.WriteFile(tokenFile, []byte(token+",bench,bench-uid\n"), 0o600); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := tcluster.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	certDir := e.path("kube", "certs")
-	server, err := e.start("kube-apiserver", filepath.Join(binDir, "kube-apiserver"),
+	certDir := e.Path("kube", "certs")
+	server, err := e.StartProcess("kube-apiserver", filepath.Join(binDir, "kube-apiserver"),
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1",
 		"--advertise-address", "127.0.0.1",
@@ -192,10 +115,10 @@ func startPeer(ctx context.Context, e *env, binDir string) (*peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &peer{url: "https://127.0.0.1:" + strconv.Itoa(port), token: token, server: server, etcd: etcd}
+	p := &peer{url: "https://127.0.0.1:" + strconv.Itoa(port), token: token, server: server, etcd: e.Procs["etcd"]}
 	// The serving certificate is written during start-up, so the client that
 	// trusts it is built on each try.
-	err = waitFor(ctx, server, 120*time.Second, func() error {
+	err = tcluster.WaitFor(ctx, server, 120*time.Second, func() error {
 		pemBytes, err := os.ReadFile(filepath.Join(certDir, "apiserver.crt"))
 		if err != nil {
 			return err
@@ -224,18 +147,18 @@ type flagpole struct {
 }
 
 func startFlagpole(ctx context.Context, e *env, bin string) (*flagpole, error) {
-	port, err := freePort()
+	port, err := tcluster.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	dataDir := e.path("flagpole")
-	server, err := e.start("flagpole-apiserver", bin, "--data-dir", dataDir, "--secure-port", strconv.Itoa(port))
+	dataDir := e.Path("flagpole")
+	server, err := e.StartProcess("flagpole-apiserver", bin, "--data-dir", dataDir, "--secure-port", strconv.Itoa(port))
 	if err != nil {
 		return nil, err
 	}
 	f := &flagpole{url: "https://127.0.0.1:" + strconv.Itoa(port), server: server}
 	// The PKI and token files appear during start-up: load them on each try.
-	err = waitFor(ctx, server, 90*time.Second, func() error {
+	err = tcluster.WaitFor(ctx, server, 90*time.Second, func() error {
 		caPEM, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt"))
 		if err != nil {
 			return err
@@ -257,9 +180,7 @@ func startFlagpole(ctx context.Context, e *env, bin string) (*flagpole, error) {
 	if err != nil {
 		return nil, err
 	}
-	if out, err := exec.Command(bin, "--version").Output(); err == nil {
-		f.version = strings.TrimPrefix(strings.TrimSpace(string(out)), "flagpole-apiserver ")
-	}
+	f.version = flagpoleVersion(bin)
 	return f, nil
 }
 

@@ -2,7 +2,12 @@
 // the same machine in the same run, so that the figures that matter are
 // ratios, which survive the machine's day-to-day variation.
 //
-//	bench [flags] evaluation
+//	bench [flags] evaluation|crd...
+//
+// evaluation: Flagpole's evaluation paths against kube-apiserver's
+// SelfSubjectReview. crd: a Flag CRD on kube-apiserver against Flagpole
+// through kube-apiserver and direct (writes, reads, LIST, watch fan-out,
+// memory, etcd writes per create). Several names run one after the other.
 //
 // hack/bench.sh builds what it needs and runs it; docs/benchmarks.md says what
 // it measures and holds the last results.
@@ -25,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 	"github.com/flagpole-dev/flagpole/test/process"
 )
 
@@ -40,6 +46,14 @@ type config struct {
 	rate        int
 	rateMeasure time.Duration
 	profile     time.Duration
+
+	// The crd bench.
+	crdRounds   int
+	crdObjects  int
+	listObjects int
+	listReps    int
+	watchers    int
+	watchWrites int
 }
 
 func main() {
@@ -47,32 +61,64 @@ func main() {
 	flag.StringVar(&cfg.toolsBin, "tools-bin", "_output/tools/bin", "directory with etcd and kube-apiserver (hack/build-tools.sh)")
 	flag.StringVar(&cfg.flagpoleBin, "flagpole-bin", "_output/bench/flagpole-apiserver", "the flagpole-apiserver binary to measure")
 	flag.StringVar(&cfg.outDir, "out", "_output/bench", "directory for the CPU profile")
-	flag.StringVar(&cfg.docs, "docs", "docs/benchmarks.md", "file whose evaluation section is rewritten with the results; empty: none")
-	flag.IntVar(&cfg.workers, "workers", 16, "closed-loop workers, one connection each")
+	flag.StringVar(&cfg.docs, "docs", "docs/benchmarks.md", "file whose section of each bench run is rewritten with the results; empty: none")
+	flag.IntVar(&cfg.workers, "workers", 16, "closed-loop workers (evaluation: one connection each)")
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before each measured window")
 	flag.DurationVar(&cfg.measure, "duration", 8*time.Second, "measured window per path and round")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "closed-loop rounds, the order of paths rotated each round")
 	flag.IntVar(&cfg.rate, "rate", 1000, "requests per second of the fixed-rate phase")
 	flag.DurationVar(&cfg.rateMeasure, "rate-duration", 5*time.Second, "measured window of the fixed-rate phase per path")
 	flag.DurationVar(&cfg.profile, "profile", 5*time.Second, "length of Flagpole's CPU profile under OFREP load")
+	flag.IntVar(&cfg.crdRounds, "crd-rounds", 6, "crd: rounds of creates, gets and updates, the order of the paths rotated each round")
+	flag.IntVar(&cfg.crdObjects, "crd-objects", 1000, "crd: objects created (then read and updated) per path and round")
+	flag.IntVar(&cfg.listObjects, "list-objects", 10000, "crd: objects created on the fresh cluster for the memory figures, then listed")
+	flag.IntVar(&cfg.listReps, "list-reps", 5, "crd: timed LISTs per path and format, after one untimed")
+	flag.IntVar(&cfg.watchers, "watchers", 500, "crd: watchers per path in the fan-out")
+	flag.IntVar(&cfg.watchWrites, "watch-writes", 10, "crd: writes timed to the last watcher, per path")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] evaluation\n", os.Args[0])
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] evaluation|crd...\n", os.Args[0])
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() != 1 || flag.Arg(0) != "evaluation" {
+	if flag.NArg() == 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	// Ctrl-C or SIGTERM cancels the run; run's deferred clean-up then stops
-	// every server and removes the temporary directory.
+	for _, b := range flag.Args() {
+		if b != "evaluation" && b != "crd" {
+			flag.Usage()
+			os.Exit(2)
+		}
+	}
+	for _, p := range []*string{&cfg.toolsBin, &cfg.flagpoleBin} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		*p = abs
+	}
+	// Ctrl-C or SIGTERM cancels the run; each bench's deferred clean-up then
+	// stops every server and removes its temporary directory.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, cfg)
+	var eval *report
+	var err error
+	for _, b := range flag.Args() {
+		if b == "evaluation" {
+			eval, err = run(ctx, cfg)
+		} else {
+			err = runCRD(ctx, cfg, eval)
+		}
+		if err != nil {
+			break
+		}
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+	logf("done")
 }
 
 var began = time.Now()
@@ -82,28 +128,30 @@ func logf(format string, args ...any) {
 	fmt.Printf("[%6.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func run(ctx context.Context, cfg config) error {
+// run is the evaluation bench; it returns its report for the crd bench.
+func run(ctx context.Context, cfg config) (*report, error) {
+	began := time.Now()
 	// Read now: others may commit while the run goes on.
 	revision := gitRevision()
-	e, err := newEnv()
+	e, err := newEnv(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer e.close()
 
-	logf("starting etcd and kube-apiserver (logs in %s)", e.path("logs"))
+	logf("starting etcd and kube-apiserver (logs in %s)", e.Path("logs"))
 	kube, err := startPeer(ctx, e, cfg.toolsBin)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	logf("kube-apiserver ready at %s", kube.url)
 	fp, err := startFlagpole(ctx, e, cfg.flagpoleBin)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	logf("flagpole-apiserver %s ready at %s", fp.version, fp.url)
 	if err := fp.createFlags(); err != nil {
-		return err
+		return nil, err
 	}
 
 	selfSubjectReview := &target{
@@ -137,7 +185,7 @@ func run(ctx context.Context, cfg config) error {
 	// also waits for the evaluator to see the flags just created.
 	for _, t := range paths {
 		c := t.client(1, 1, new(atomic.Int64))
-		err := waitFor(ctx, nil, 30*time.Second, func() error {
+		err := tcluster.WaitFor(ctx, nil, 30*time.Second, func() error {
 			if failure := t.do(ctx, c); failure != "" {
 				return errors.New(t.name + ": " + failure)
 			}
@@ -145,7 +193,7 @@ func run(ctx context.Context, cfg config) error {
 		})
 		c.CloseIdleConnections()
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 
@@ -162,7 +210,7 @@ func run(ctx context.Context, cfg config) error {
 			t := paths[(i+round)%len(paths)]
 			r := closedLoop(ctx, t, cfg.workers, cfg.warmup, cfg.measure)
 			if err := ctx.Err(); err != nil {
-				return err
+				return nil, err
 			}
 			rep.closed[t] = append(rep.closed[t], r)
 			logf("round %d  %-42s %8.0f req/s  p50 %s  p99 %s  errors %s  server %.0f µs CPU/req, %.2f cores  (%d connections)",
@@ -174,7 +222,7 @@ func run(ctx context.Context, cfg config) error {
 	for _, t := range rep.fixedPaths {
 		r := fixedRate(ctx, t, cfg.rate, cfg.warmup, cfg.rateMeasure)
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		rep.fixed[t] = r
 		logf("fixed %d/s  %-42s %8.0f req/s  p50 %s  p99 %s (from schedule %s)  errors %s  server %.0f µs CPU/req  (%d connections)",
@@ -183,7 +231,7 @@ func run(ctx context.Context, cfg config) error {
 
 	logf("profiling Flagpole for %s under OFREP static-flag load", cfg.profile)
 	if err := profile(ctx, cfg, fp, ofrepStatic, rep); err != nil {
-		return err
+		return nil, err
 	}
 
 	for _, p := range []struct {
@@ -192,7 +240,7 @@ func run(ctx context.Context, cfg config) error {
 	}{{"flagpole-apiserver (embedded etcd)", fp.server}, {"kube-apiserver", kube.server}, {"etcd (kube-apiserver's)", kube.etcd}} {
 		kib, err := rssKiB(p.proc)
 		if err != nil {
-			return fmt.Errorf("RSS of %s: %w", p.name, err)
+			return nil, fmt.Errorf("RSS of %s: %w", p.name, err)
 		}
 		rep.rss = append(rep.rss, fmt.Sprintf("%s %d MiB", p.name, kib/1024))
 	}
@@ -202,12 +250,12 @@ func run(ctx context.Context, cfg config) error {
 	fmt.Println()
 	fmt.Print(out)
 	if cfg.docs != "" {
-		if err := updateDocs(cfg.docs, out); err != nil {
-			return err
+		if err := updateDocs(cfg.docs, "evaluation", out); err != nil {
+			return nil, err
 		}
 		logf("wrote the results into %s", cfg.docs)
 	}
-	return nil
+	return rep, nil
 }
 
 // profile fetches a CPU profile from Flagpole while OFREP load runs, saves
@@ -290,6 +338,15 @@ func gitRevision() string {
 		rev += " with uncommitted changes"
 	}
 	return rev
+}
+
+// flagpoleVersion is what bin --version says, without the command's name.
+func flagpoleVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimPrefix(strings.TrimSpace(string(out)), "flagpole-apiserver ")
 }
 
 // commandLine is the first line a tool prints, for the report's versions.

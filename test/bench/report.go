@@ -104,9 +104,7 @@ func latencyCheck(got, limit time.Duration) string {
 func (r *report) markdown() string {
 	var b strings.Builder
 	cfg := r.cfg
-	fmt.Fprintf(&b, "Run of %s on `%s`, %s, %d cores, %s; Flagpole %s (%s), %s, etcd %s; the whole run took %.0f s.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine(), cpuModel(), runtime.NumCPU(), runtime.Version(),
-		r.flagpoleVersion, r.revision, r.kubeVersion, strings.TrimPrefix(r.etcdVersion, "etcd Version: "), r.elapsed.Seconds())
+	fmt.Fprintf(&b, "%s; the whole run took %.0f s.\n\n", runLine(time.Now(), r.flagpoleVersion, r.revision, r.kubeVersion, r.etcdVersion), r.elapsed.Seconds())
 
 	fmt.Fprintf(&b, "**Closed loop**: %d workers, one TLS HTTP/1.1 keep-alive connection each; %s warm-up and %s measured per path and round; %d rounds, order rotated. "+
 		"× SSR is the median over rounds of the path's throughput divided by SelfSubjectReview's in the same round; p50/p99 over all rounds. "+
@@ -158,6 +156,13 @@ func (r *report) markdown() string {
 	return b.String()
 }
 
+// runLine says when, on what and of what a run was.
+func runLine(at time.Time, flagpoleVersion, revision, kubeVersion, etcdVersion string) string {
+	return fmt.Sprintf("Run of %s on `%s`, %s, %d cores, %s; Flagpole %s (%s), %s, etcd %s",
+		at.UTC().Format("2006-01-02 15:04 UTC"), machine(), cpuModel(), runtime.NumCPU(), runtime.Version(),
+		flagpoleVersion, revision, kubeVersion, strings.TrimPrefix(etcdVersion, "etcd Version: "))
+}
+
 func machine() string {
 	out, err := exec.Command("uname", "-m").Output()
 	if err != nil {
@@ -179,15 +184,12 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
-const (
-	beginMarker = "<!-- bench:evaluation:begin -->"
-	endMarker   = "<!-- bench:evaluation:end -->"
-)
-
-// updateDocs replaces what lies between the evaluation markers of path with
+// updateDocs replaces what lies between the markers of bench (<!--
+// bench:<bench>:begin --> and <!-- bench:<bench>:end -->) in path with
 // section and leaves the rest of the file as it is; without the markers it
-// appends them.
-func updateDocs(path, section string) error {
+// appends them under a heading of their own.
+func updateDocs(path, bench, section string) error {
+	beginMarker, endMarker := "<!-- bench:"+bench+":begin -->", "<!-- bench:"+bench+":end -->"
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
@@ -204,7 +206,7 @@ func updateDocs(path, section string) error {
 		if doc == "" {
 			doc = "# Benchmarks\n"
 		}
-		doc = strings.TrimRight(doc, "\n") + "\n\n## Evaluation\n\n" + block + "\n"
+		doc = strings.TrimRight(doc, "\n") + "\n\n## " + strings.ToUpper(bench[:1]) + bench[1:] + "\n\n" + block + "\n"
 	}
 	return os.WriteFile(path, []byte(doc), 0o644)
 }

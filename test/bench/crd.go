@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
+	"github.com/flagpole-dev/flagpole/test/process"
+)
+
+// Namespaces of the crd bench: the rounds' objects, the 10,000 listed, the
+// fan-out target.
+const (
+	nsRounds = "rounds"
+	nsList   = "list"
+	nsWatch  = "watch"
+)
+
+// Media types of a LIST.
+const (
+	mediaJSON     = "application/json"
+	mediaProtobuf = "application/vnd.kubernetes.protobuf"
+)
+
+// crdRun is everything the crd bench measured.
+type crdRun struct {
+	paths []*apiPath // paths[0] is the CRD, the reference
+	// Per path, per round.
+	creates, gets, updates map[*apiPath][]*opResult
+	writesPerCreate        map[*apiPath][]float64
+	lists                  map[*apiPath]map[string]*listResult
+	fanout                 map[*apiPath][]time.Duration
+	fanoutMissed           map[*apiPath]int
+	mem                    []memFigure // kube-apiserver's, then Flagpole's
+	heapFile, heapTop      string
+	evaluation             *report // the evaluation bench of the same run, if it ran
+	flagpoleVersion        string
+	kubeVersion            string
+	etcdVersion            string
+	revision               string
+	elapsed                time.Duration
+	started                time.Time
+}
+
+// memFigure is a server's memory before and after it stores objects.
+type memFigure struct {
+	server            string
+	objects           string
+	rssBefore, rssAft int64 // bytes
+	heapBefore, heapA int64 // bytes; -1 unknown
+	heapErr           string
+}
+
+func runCRD(ctx context.Context, cfg config, eval *report) error {
+	began := time.Now()
+	run := &crdRun{
+		creates: map[*apiPath][]*opResult{}, gets: map[*apiPath][]*opResult{}, updates: map[*apiPath][]*opResult{},
+		writesPerCreate: map[*apiPath][]float64{}, lists: map[*apiPath]map[string]*listResult{},
+		fanout: map[*apiPath][]time.Duration{}, fanoutMissed: map[*apiPath]int{},
+		evaluation: eval, revision: gitRevision(), started: began,
+		kubeVersion: commandLine(filepath.Join(cfg.toolsBin, "kube-apiserver"), "--version"),
+		etcdVersion: commandLine(filepath.Join(cfg.toolsBin, "etcd"), "--version"),
+	}
+	e, err := newEnv(cfg)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	e.OwnEtcd = true
+	logf("crd: starting etcd, kube-apiserver, Flagpole's etcd and Flagpole delegated and registered (logs in %s)", e.Path("logs"))
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	run.flagpoleVersion = flagpoleVersion(cfg.flagpoleBin)
+	logf("crd: kube-apiserver %s and Flagpole %s ready, APIService Available", e.KubeHost, e.FlagpoleHost)
+
+	admin := e.RestConfig(tcluster.UserAdmin)
+	kube, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return err
+	}
+	for _, ns := range []string{nsRounds, nsList, nsWatch} {
+		if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	if err := installCRD(ctx, admin); err != nil {
+		return err
+	}
+	servingCA, err := e.Serving.CAPEM()
+	if err != nil {
+		return err
+	}
+	direct := e.DirectConfig(e.FlagpolePort, servingCA, tcluster.UserAdmin, "system:masters")
+	kubeProc, fpProc := e.Procs["kube-apiserver"], e.Procs["flagpole-apiserver"]
+	crd, err := newAPIPath("CRD through kube-apiserver", "crd", admin, crdGroup, e.EtcdURL, kubeProc)
+	if err != nil {
+		return err
+	}
+	agg, err := newAPIPath("Flagpole through kube-apiserver", "agg", admin, "flagpole.dev", e.FlagpoleEtcdURL, fpProc)
+	if err != nil {
+		return err
+	}
+	dir, err := newAPIPath("Flagpole direct", "dir", direct, "flagpole.dev", e.FlagpoleEtcdURL, fpProc)
+	if err != nil {
+		return err
+	}
+	run.paths = []*apiPath{crd, agg, dir}
+	// Every path must take the same body, strictly (no field dropped),
+	// before anything is measured.
+	for _, p := range run.paths {
+		err := tcluster.WaitFor(ctx, nil, 60*time.Second, func() error {
+			_, err := p.flags(nsRounds).Create(ctx, &unstructured.Unstructured{Object: benchFlag(p.apiVersion, "probe")},
+				metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%s refuses the bench's flag: %w", p.name, err)
+		}
+	}
+
+	// Memory first, on a fresh cluster: kube-apiserver's growth for
+	// cfg.listObjects CRs, Flagpole's for as many flags created direct.
+	// These objects are then the ones listed.
+	if err := measureMemory(ctx, cfg, e, run, crd, dir, admin, direct); err != nil {
+		return err
+	}
+
+	// Rounds of creates, gets and updates, the order of the paths rotated
+	// each round to spread drift over all of them.
+	for round := range cfg.crdRounds {
+		for i := range run.paths {
+			p := run.paths[(i+round)%len(run.paths)]
+			if err := crdRound(ctx, cfg, run, p, round); err != nil {
+				return err
+			}
+		}
+	}
+
+	for _, p := range run.paths {
+		run.lists[p] = map[string]*listResult{}
+		for _, media := range []string{mediaJSON, mediaProtobuf} {
+			r, err := list(ctx, p, nsList, media, cfg.listReps)
+			if err != nil {
+				return fmt.Errorf("LIST %s %s: %w", p.name, media, err)
+			}
+			run.lists[p][media] = r
+			logf("LIST %-32s %-36s status %d, %.1f MB, %s, median %s", p.name, media, r.status, float64(r.bytes)/1e6, itemCount(r), msOrNA(r.times))
+		}
+	}
+
+	for _, p := range run.paths {
+		logf("fan-out: %d watchers through %s", cfg.watchers, p.name)
+		lat, missed, err := fanout(ctx, p, nsWatch, cfg.watchers, cfg.watchWrites, 30*time.Second)
+		if err != nil {
+			return fmt.Errorf("fan-out through %s: %w", p.name, err)
+		}
+		run.fanout[p], run.fanoutMissed[p] = lat, missed
+		logf("fan-out %-32s %d writes: p50 %s, p99 %s, missed %d", p.name, len(lat), ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), missed)
+	}
+
+	run.elapsed = time.Since(began)
+	out := run.markdown(cfg)
+	fmt.Println()
+	fmt.Print(out)
+	if cfg.docs != "" {
+		if err := updateDocs(cfg.docs, "crd", out); err != nil {
+			return err
+		}
+		logf("wrote the results into %s", cfg.docs)
+	}
+	return nil
+}
+
+// installCRD creates the Flag CRD and waits until it is Established.
+func installCRD(ctx context.Context, admin *rest.Config) error {
+	dyn, err := dynamic.NewForConfig(admin)
+	if err != nil {
+		return err
+	}
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	obj := &unstructured.Unstructured{Object: flagCRD()}
+	if _, err := crds.Create(ctx, obj, metav1.CreateOptions{FieldValidation: "Strict"}); err != nil {
+		return fmt.Errorf("create the Flag CRD: %w", err)
+	}
+	return tcluster.WaitFor(ctx, nil, 60*time.Second, func() error {
+		got, err := crds.Get(ctx, obj.GetName(), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+		for _, c := range conds {
+			m, _ := c.(map[string]any)
+			if m["type"] == "Established" && m["status"] == "True" {
+				return nil
+			}
+		}
+		return errors.New("CRD not Established yet")
+	})
+}
+
+// measureMemory reads both servers' RSS and Go heap, creates
+// cfg.listObjects CRs and as many flags (direct), waits for the writes to
+// settle and reads them again; it saves Flagpole's heap profile.
+func measureMemory(ctx context.Context, cfg config, e *env, run *crdRun, crd, dir *apiPath, admin, direct *rest.Config) error {
+	kubeMem := memFigure{server: "kube-apiserver", objects: fmt.Sprintf("%d CRs", cfg.listObjects)}
+	fpMem := memFigure{server: "flagpole-apiserver", objects: fmt.Sprintf("%d flags (created direct)", cfg.listObjects)}
+	type side struct {
+		m    *memFigure
+		p    *apiPath
+		cfg  *rest.Config
+		proc *process.Process
+	}
+	sides := []side{{&kubeMem, crd, admin, crd.server}, {&fpMem, dir, direct, dir.server}}
+	read := func(s side, rss, heap *int64) []byte {
+		if kib, err := rssKiB(s.proc); err == nil {
+			*rss = int64(kib) * 1024
+		}
+		prof, inuse, err := heapInUse(ctx, s.cfg)
+		*heap = inuse
+		if err != nil {
+			*heap = -1
+			s.m.heapErr = err.Error()
+		}
+		return prof
+	}
+	for _, s := range sides {
+		if _, err := settledRevision(ctx, s.p.etcdURL, time.Second, 15*time.Second); err != nil {
+			return err
+		}
+		read(s, &s.m.rssBefore, &s.m.heapBefore)
+		logf("memory: %s before: RSS %s, heap in use %s", s.m.server, mib(s.m.rssBefore), mib(s.m.heapBefore))
+	}
+	for _, s := range sides {
+		logf("memory: creating %d objects through %s", cfg.listObjects, s.p.name)
+		r := runOps(ctx, cfg.listObjects, cfg.workers, func(ctx context.Context, i int) error {
+			_, err := s.p.flags(nsList).Create(ctx, &unstructured.Unstructured{Object: benchFlag(s.p.apiVersion, fmt.Sprintf("flag-%05d", i))}, metav1.CreateOptions{})
+			return err
+		})
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		logf("memory: %d created in %.1fs (%.0f/s), errors %s", r.ok, r.elapsed.Seconds(), r.rate(), errSummary(r.asResult()))
+		if r.errCount() > 0 {
+			return fmt.Errorf("creating the %d objects to list through %s: %s", cfg.listObjects, s.p.name, errSummary(r.asResult()))
+		}
+	}
+	for i, s := range sides {
+		if _, err := settledRevision(ctx, s.p.etcdURL, 2*time.Second, 60*time.Second); err != nil {
+			return err
+		}
+		prof := read(s, &s.m.rssAft, &s.m.heapA)
+		logf("memory: %s after %s: RSS %s (+%s), heap in use %s (+%s)", s.m.server, s.m.objects,
+			mib(s.m.rssAft), mib(s.m.rssAft-s.m.rssBefore), mib(s.m.heapA), mib(s.m.heapA-s.m.heapBefore))
+		if i == 1 && prof != nil {
+			if err := saveHeap(ctx, cfg, run, prof); err != nil {
+				return err
+			}
+		}
+	}
+	run.mem = []memFigure{kubeMem, fpMem}
+	return nil
+}
+
+// saveHeap keeps Flagpole's heap profile after the objects and prints its
+// top functions by in-use space.
+func saveHeap(ctx context.Context, cfg config, run *crdRun, prof []byte) error {
+	if err := os.MkdirAll(cfg.outDir, 0o755); err != nil {
+		return err
+	}
+	run.heapFile = filepath.Join(cfg.outDir, "flagpole-heap.pprof")
+	if err := os.WriteFile(run.heapFile, prof, 0o644); err != nil {
+		return err
+	}
+	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=20", run.heapFile).Output()
+	if err != nil {
+		run.heapTop = "go tool pprof failed: " + err.Error()
+		return nil
+	}
+	run.heapTop = pprofRows(string(top))
+	logf("Flagpole heap profile after the objects saved to %s; go tool pprof -top:\n%s", run.heapFile, run.heapTop)
+	return nil
+}
+
+// crdRound creates cfg.crdObjects flags through p, counts the etcd writes
+// they caused once the server has settled, then gets and updates each.
+func crdRound(ctx context.Context, cfg config, run *crdRun, p *apiPath, round int) error {
+	name := func(i int) string { return fmt.Sprintf("%s-r%d-%05d", p.short, round+1, i) }
+	before, err := settledRevision(ctx, p.etcdURL, time.Second, 15*time.Second)
+	if err != nil {
+		return err
+	}
+	creates := runOps(ctx, cfg.crdObjects, cfg.workers, func(ctx context.Context, i int) error {
+		_, err := p.flags(nsRounds).Create(ctx, &unstructured.Unstructured{Object: benchFlag(p.apiVersion, name(i))}, metav1.CreateOptions{})
+		return err
+	})
+	after, err := settledRevision(ctx, p.etcdURL, time.Second, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	wpc := float64(after-before) / float64(max(creates.ok, 1))
+	objs := make([]*unstructured.Unstructured, cfg.crdObjects)
+	gets := runOps(ctx, cfg.crdObjects, cfg.workers, func(ctx context.Context, i int) error {
+		o, err := p.flags(nsRounds).Get(ctx, name(i), metav1.GetOptions{})
+		objs[i] = o
+		return err
+	})
+	updates := runOps(ctx, cfg.crdObjects, cfg.workers, func(ctx context.Context, i int) error {
+		if objs[i] == nil {
+			return errors.New("not read")
+		}
+		o := objs[i].DeepCopy()
+		if err := unstructured.SetNestedField(o.Object, fmt.Sprintf("Checkout flow experiment, round %d", round+1), "spec", "description"); err != nil {
+			return err
+		}
+		_, err := p.flags(nsRounds).Update(ctx, o, metav1.UpdateOptions{})
+		return err
+	})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	run.creates[p] = append(run.creates[p], creates)
+	run.gets[p] = append(run.gets[p], gets)
+	run.updates[p] = append(run.updates[p], updates)
+	run.writesPerCreate[p] = append(run.writesPerCreate[p], wpc)
+	logf("round %d  %-32s create %6.0f/s p50 %s p99 %s | get %6.0f/s p99 %s | update %6.0f/s p99 %s | etcd writes/create %.2f | errors %d/%d/%d",
+		round+1, p.name, creates.rate(), ms(percentile(creates.lat, 0.5)), ms(percentile(creates.lat, 0.99)),
+		gets.rate(), ms(percentile(gets.lat, 0.99)), updates.rate(), ms(percentile(updates.lat, 0.99)), wpc,
+		creates.errCount(), gets.errCount(), updates.errCount())
+	return nil
+}
+
+func mib(b int64) string {
+	if b < 0 && b > -1<<20 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
+}
+
+func itemCount(r *listResult) string {
+	if r.items < 0 {
+		return "items not counted"
+	}
+	return fmt.Sprintf("%d items", r.items)
+}
+
+func msOrNA(d []time.Duration) string {
+	if len(d) == 0 {
+		return "n/a"
+	}
+	return ms(percentile(d, 0.5))
+}
