@@ -133,7 +133,7 @@ func (o *Options) admissionInitializers(c *genericapiserver.RecommendedConfig) (
 	if err != nil {
 		return nil, err
 	}
-	o.informers = informers.NewSharedInformerFactory(client, 0)
+	o.informers = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(flagpoleapiserver.TrimForInformers))
 	return []admission.PluginInitializer{flagpoleinitializer.New(o.informers)}, nil
 }
 
