@@ -122,7 +122,25 @@ func envs() (*environment.EnvSet, error) {
 // and its estimated cost must stay within ExpressionCostLimit; an expression
 // already stored is compiled leniently, so that tightening a limit never
 // strands existing objects.
+//
+// Programs are immutable and safe for concurrent use, so compiled ones are
+// kept (programs) and shared: the write that validates an expression, the
+// status derived in that write, the status controller and the evaluator
+// compile it once between them, and flags with the same expression share one
+// program.
 func CompileExpression(expr string, kind ExpressionKind, stored bool) (*Program, error) {
+	if p := programs.get(expr, kind, stored); p != nil {
+		return p, nil
+	}
+	p, err := compileExpression(expr, kind, stored)
+	if err != nil {
+		return nil, err
+	}
+	programs.add(expr, kind, stored, p)
+	return p, nil
+}
+
+func compileExpression(expr string, kind ExpressionKind, stored bool) (*Program, error) {
 	set, err := envs()
 	if err != nil {
 		return nil, fmt.Errorf("CEL environment: %w", err)
