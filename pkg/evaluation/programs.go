@@ -4,10 +4,11 @@ import (
 	"k8s.io/utils/lru"
 )
 
-// ProgramCacheSize bounds how many compiled expressions are kept. A CEL
-// program of a typical targeting expression takes a few KiB; expressions are
-// at most 4 KiB long.
-const ProgramCacheSize = 4096
+// ProgramCacheSize bounds how many compiled expressions are kept beyond those
+// the evaluator's flags hold: as many as 1,024 flags' worth (a typical
+// targeting expression's program takes a few KiB; an expression is at most
+// 4 KiB long), whoever writes them.
+const ProgramCacheSize = 1024
 
 // programs keeps compiled expressions, least recently used first out. Only
 // successful compilations are kept: an error is cheap to find again and
