@@ -227,13 +227,7 @@ func TestProtobufRESTReads(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const ns = "proto-rest"
-	createFlag(t, s.Client, ns, boolFlag("f"))
-	if _, err := s.Client.FlagpoleV1beta1().Segments(ns).Create(ctx, &v1beta1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s"}, Spec: v1beta1.SegmentSpec{Include: []string{"a"}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Client.FlagpoleV1beta1().FlagOverrides(ns).Create(ctx, &v1beta1.FlagOverride{ObjectMeta: metav1.ObjectMeta{Name: "o"}, Spec: v1beta1.FlagOverrideSpec{Flag: "f", Variant: "on"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createOneOfEach(t, s.Client, ns)
 
 	base := "/apis/flagpole.dev/v1beta1/namespaces/" + ns
 	decoder := scheme.Codecs.UniversalDeserializer()
@@ -297,6 +291,19 @@ func TestProtobufRESTReads(t *testing.T) {
 	}
 }
 
+// createOneOfEach creates the flag f, the segment s and the override o.
+func createOneOfEach(t *testing.T, client clientset.Interface, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	createFlag(t, client, ns, boolFlag("f"))
+	if _, err := client.FlagpoleV1beta1().Segments(ns).Create(ctx, &v1beta1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s"}, Spec: v1beta1.SegmentSpec{Include: []string{"a"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.FlagpoleV1beta1().FlagOverrides(ns).Create(ctx, &v1beta1.FlagOverride{ObjectMeta: metav1.ObjectMeta{Name: "o"}, Spec: v1beta1.FlagOverrideSpec{Flag: "f", Variant: "on"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // etcdSocketClient reaches the embedded etcd of a server started in dir.
 func etcdSocketClient(t *testing.T, dir string) *clientv3.Client {
 	t.Helper()
@@ -332,15 +339,8 @@ func TestProtobufStorage(t *testing.T) {
 	t.Parallel()
 	dir := shortTempDir(t)
 	s := startServerIn(t, dir)
-	ctx := context.Background()
 	const ns = "proto-storage"
-	createFlag(t, s.Client, ns, boolFlag("f"))
-	if _, err := s.Client.FlagpoleV1beta1().Segments(ns).Create(ctx, &v1beta1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s"}, Spec: v1beta1.SegmentSpec{Include: []string{"a"}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Client.FlagpoleV1beta1().FlagOverrides(ns).Create(ctx, &v1beta1.FlagOverride{ObjectMeta: metav1.ObjectMeta{Name: "o"}, Spec: v1beta1.FlagOverrideSpec{Flag: "f", Variant: "on"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createOneOfEach(t, s.Client, ns)
 	cli := etcdSocketClient(t, dir)
 	for _, key := range [][2]string{{"flags", "f"}, {"segments", "s"}, {"flagoverrides", "o"}} {
 		v, _ := storedValue(t, cli, key[0], ns, key[1])
