@@ -39,7 +39,7 @@ const (
 type crdRun struct {
 	paths []*apiPath // paths[0] is the CRD, the reference
 	// Per path, per round.
-	creates, gets, updates map[*apiPath][]*opResult
+	creates, gets, updates map[*apiPath][]*result
 	writesPerCreate        map[*apiPath][]float64
 	lists                  map[*apiPath]map[string]*listResult
 	fanout                 map[*apiPath][]time.Duration
@@ -67,7 +67,7 @@ type memFigure struct {
 func runCRD(ctx context.Context, cfg config, eval *report) error {
 	began := time.Now()
 	run := &crdRun{
-		creates: map[*apiPath][]*opResult{}, gets: map[*apiPath][]*opResult{}, updates: map[*apiPath][]*opResult{},
+		creates: map[*apiPath][]*result{}, gets: map[*apiPath][]*result{}, updates: map[*apiPath][]*result{},
 		writesPerCreate: map[*apiPath][]float64{}, lists: map[*apiPath]map[string]*listResult{},
 		fanout: map[*apiPath][]time.Duration{}, fanoutMissed: map[*apiPath]int{},
 		evaluation: eval, revision: gitRevision(), started: began,
@@ -253,9 +253,9 @@ func measureMemory(ctx context.Context, cfg config, e *env, run *crdRun, crd, di
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		logf("memory: %d created in %.1fs (%.0f/s), errors %s", r.ok, r.elapsed.Seconds(), r.rate(), errSummary(r.asResult()))
+		logf("memory: %d created in %.1fs (%.0f/s), errors %s", r.ok, r.window.Seconds(), r.rate(), errSummary(r))
 		if r.errCount() > 0 {
-			return fmt.Errorf("creating the %d objects to list through %s: %s", cfg.listObjects, s.p.name, errSummary(r.asResult()))
+			return fmt.Errorf("creating the %d objects to list through %s: %s", cfg.listObjects, s.p.name, errSummary(r))
 		}
 	}
 	for i, s := range sides {

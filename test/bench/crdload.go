@@ -58,39 +58,16 @@ func (p *apiPath) listURL(ns string) string {
 	return fmt.Sprintf("%s/apis/%s/namespaces/%s/flags", strings.TrimRight(p.cfg.Host, "/"), p.apiVersion, ns)
 }
 
-// opResult is one batch of n operations by the load generator.
-type opResult struct {
-	ok      int
-	errs    map[string]int
-	lat     []time.Duration
-	elapsed time.Duration
-}
-
-func (r *opResult) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
-
-func (r *opResult) errCount() int {
-	n := 0
-	for _, c := range r.errs {
-		n += c
-	}
-	return n
-}
-
-// asResult is r in the closed-loop's terms, to reuse its summaries.
-func (r *opResult) asResult() *result {
-	return &result{ok: r.ok, errs: r.errs, lat: r.lat, window: r.elapsed}
-}
-
 // runOps runs op for i in [0, n) on workers goroutines, each taking the
 // next i as soon as its last answered (a closed loop over a fixed amount of
-// work): throughput is n over the wall time of the batch.
-func runOps(ctx context.Context, n, workers int, op func(ctx context.Context, i int) error) *opResult {
+// work): the window is the wall time of the whole batch.
+func runOps(ctx context.Context, n, workers int, op func(ctx context.Context, i int) error) *result {
 	var next atomic.Int64
-	per := make([]*opResult, workers)
+	per := make([]*result, workers)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range workers {
-		r := &opResult{errs: map[string]int{}}
+		r := &result{errs: map[string]int{}}
 		per[w] = r
 		wg.Go(func() {
 			for ctx.Err() == nil {
@@ -109,14 +86,11 @@ func runOps(ctx context.Context, n, workers int, op func(ctx context.Context, i 
 		})
 	}
 	wg.Wait()
-	total := &opResult{errs: map[string]int{}, elapsed: time.Since(start)}
+	total := &result{errs: map[string]int{}}
 	for _, r := range per {
-		total.ok += r.ok
-		total.lat = append(total.lat, r.lat...)
-		for k, v := range r.errs {
-			total.errs[k] += v
-		}
+		total.add(r)
 	}
+	total.window = time.Since(start)
 	return total
 }
 

@@ -9,29 +9,13 @@ import (
 
 // ratioToCRD is the median over rounds of p's rate divided by the CRD's in
 // the same round.
-func (r *crdRun) ratioToCRD(res map[*apiPath][]*opResult, p *apiPath) float64 {
+func (r *crdRun) ratioToCRD(res map[*apiPath][]*result, p *apiPath) float64 {
 	ref := res[r.paths[0]]
 	var ratios []float64
 	for i, x := range res[p] {
 		ratios = append(ratios, x.rate()/ref[i].rate())
 	}
 	return median(ratios)
-}
-
-func medianOpRate(rs []*opResult) float64 {
-	var v []float64
-	for _, x := range rs {
-		v = append(v, x.rate())
-	}
-	return median(v)
-}
-
-func pooledOps(rs []*opResult) *result {
-	all := &result{errs: map[string]int{}}
-	for _, x := range rs {
-		all.add(x.asResult())
-	}
-	return all
 }
 
 // listTime is the median time of a LIST, 0 if it was not answered with 200.
@@ -70,10 +54,10 @@ func (r *crdRun) markdown(cfg config) string {
 	for _, p := range r.paths {
 		fmt.Fprintf(&b, "| %s |", p.name)
 		errs := 0
-		for _, res := range []map[*apiPath][]*opResult{r.creates, r.gets, r.updates} {
-			all := pooledOps(res[p])
+		for _, res := range []map[*apiPath][]*result{r.creates, r.gets, r.updates} {
+			all := pooled(res[p])
 			errs += all.errCount()
-			fmt.Fprintf(&b, " %.0f | %.2f× | %s | %s |", medianOpRate(res[p]), r.ratioToCRD(res, p), ms(percentile(all.lat, 0.5)), ms(percentile(all.lat, 0.99)))
+			fmt.Fprintf(&b, " %.0f | %.2f× | %s | %s |", medianRateOf(res[p]), r.ratioToCRD(res, p), ms(percentile(all.lat, 0.5)), ms(percentile(all.lat, 0.99)))
 		}
 		fmt.Fprintf(&b, " %.2f | %d |\n", median(r.writesPerCreate[p]), errs)
 	}

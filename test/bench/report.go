@@ -38,9 +38,12 @@ func (r *report) ratio(t *target) float64 {
 	return median(ratios)
 }
 
-func (r *report) medianRate(t *target) float64 {
+func (r *report) medianRate(t *target) float64 { return medianRateOf(r.closed[t]) }
+
+// medianRateOf is the median throughput of rounds.
+func medianRateOf(rounds []*result) float64 {
 	var rates []float64
-	for _, res := range r.closed[t] {
+	for _, res := range rounds {
 		rates = append(rates, res.rate())
 	}
 	return median(rates)
