@@ -274,6 +274,11 @@ func (o *Options) Validate() error {
 	if len(o.standaloneEnabledAdmission) > 0 {
 		errs = append(errs, fmt.Errorf("--enable-admission-plugins %v: upstream admission plugins need a cluster (--kubeconfig) and do not run standalone", o.standaloneEnabledAdmission))
 	}
+	// Port 0 means "do not serve HTTPS" upstream; Flagpole serves nothing
+	// else, and would have no loopback client.
+	if o.RecommendedOptions.SecureServing.BindPort <= 0 {
+		errs = append(errs, fmt.Errorf("--secure-port %d: Flagpole serves only HTTPS and needs a port above 0", o.RecommendedOptions.SecureServing.BindPort))
+	}
 	// Upstream's check lists YAML too; Flagpole's stored-size limit holds for
 	// JSON and protobuf only.
 	if mt := o.RecommendedOptions.Etcd.DefaultStorageMediaType; !slices.Contains(storageMediaTypes, mt) {

@@ -93,6 +93,7 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--goaway-chance", "0.5"}, "--goaway-chance"},
 		{[]string{"--storage-media-type", "application/yaml"}, "--storage-media-type"},
 		{[]string{"--storage-media-type", "text/plain"}, "--storage-media-type"},
+		{[]string{"--secure-port", "0"}, "--secure-port 0"},
 	} {
 		o := parse(t, append([]string{"--data-dir", t.TempDir()}, tc.args...)...)
 		if err := o.Complete(); err != nil {
