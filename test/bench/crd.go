@@ -57,11 +57,11 @@ type crdRun struct {
 
 // memFigure is a server's memory before and after it stores objects.
 type memFigure struct {
-	server            string
-	objects           string
-	rssBefore, rssAft int64 // bytes
-	heapBefore, heapA int64 // bytes; -1 unknown
-	heapErr           string
+	server                string
+	objects               string
+	rssBefore, rssAfter   int64 // bytes
+	heapBefore, heapAfter int64 // bytes; -1 unknown
+	heapErr               string
 }
 
 func runCRD(ctx context.Context, cfg config, eval *report) error {
@@ -135,7 +135,7 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 	// Memory first, on a fresh cluster: kube-apiserver's growth for
 	// cfg.listObjects CRs, Flagpole's for as many flags created direct.
 	// These objects are then the ones listed.
-	if err := measureMemory(ctx, cfg, e, run, crd, dir, admin, direct); err != nil {
+	if err := measureMemory(ctx, cfg, run, crd, dir, admin, direct); err != nil {
 		return err
 	}
 
@@ -215,7 +215,7 @@ func installCRD(ctx context.Context, admin *rest.Config) error {
 // measureMemory reads both servers' RSS and Go heap, creates
 // cfg.listObjects CRs and as many flags (direct), waits for the writes to
 // settle and reads them again; it saves Flagpole's heap profile.
-func measureMemory(ctx context.Context, cfg config, e *env, run *crdRun, crd, dir *apiPath, admin, direct *rest.Config) error {
+func measureMemory(ctx context.Context, cfg config, run *crdRun, crd, dir *apiPath, admin, direct *rest.Config) error {
 	kubeMem := memFigure{server: "kube-apiserver", objects: fmt.Sprintf("%d CRs", cfg.listObjects)}
 	fpMem := memFigure{server: "flagpole-apiserver", objects: fmt.Sprintf("%d flags (created direct)", cfg.listObjects)}
 	type side struct {
@@ -226,6 +226,7 @@ func measureMemory(ctx context.Context, cfg config, e *env, run *crdRun, crd, di
 	}
 	sides := []side{{&kubeMem, crd, admin, crd.server}, {&fpMem, dir, direct, dir.server}}
 	read := func(s side, rss, heap *int64) []byte {
+		*rss = -1
 		if kib, err := rssKiB(s.proc); err == nil {
 			*rss = int64(kib) * 1024
 		}
@@ -262,9 +263,9 @@ func measureMemory(ctx context.Context, cfg config, e *env, run *crdRun, crd, di
 		if _, err := settledRevision(ctx, s.p.etcdURL, 2*time.Second, 60*time.Second); err != nil {
 			return err
 		}
-		prof := read(s, &s.m.rssAft, &s.m.heapA)
-		logf("memory: %s after %s: RSS %s (+%s), heap in use %s (+%s)", s.m.server, s.m.objects,
-			mib(s.m.rssAft), mib(s.m.rssAft-s.m.rssBefore), mib(s.m.heapA), mib(s.m.heapA-s.m.heapBefore))
+		prof := read(s, &s.m.rssAfter, &s.m.heapAfter)
+		logf("memory: %s after %s: RSS %s (%s), heap in use %s (%s)", s.m.server, s.m.objects,
+			mib(s.m.rssAfter), mibDelta(growth(s.m.rssBefore, s.m.rssAfter)), mib(s.m.heapAfter), mibDelta(growth(s.m.heapBefore, s.m.heapAfter)))
 		if i == 1 && prof != nil {
 			if err := saveHeap(ctx, cfg, run, prof); err != nil {
 				return err
@@ -343,11 +344,20 @@ func crdRound(ctx context.Context, cfg config, run *crdRun, p *apiPath, round in
 	return nil
 }
 
+// mib is a size in MiB; -1 is unknown.
 func mib(b int64) string {
-	if b < 0 && b > -1<<20 {
+	if b == -1 {
 		return "?"
 	}
 	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
+}
+
+// mibDelta is a signed change in MiB; -1 is unknown (growth).
+func mibDelta(b int64) string {
+	if b == -1 {
+		return "?"
+	}
+	return fmt.Sprintf("%+.0f MiB", float64(b)/(1<<20))
 }
 
 func itemCount(r *listResult) string {

@@ -28,7 +28,7 @@ func listTime(l *listResult) time.Duration {
 
 // growth is after-before, or -1 when either is unknown.
 func growth(before, after int64) int64 {
-	if before < 0 || after < 0 {
+	if before == -1 || after == -1 {
 		return -1
 	}
 	return after - before
@@ -102,11 +102,11 @@ func (r *crdRun) markdown(cfg config) string {
 	fmt.Fprintf(&b, "\n**Memory** on the fresh cluster, before the rounds: kube-apiserver's growth for %d CRs against Flagpole's for %d flags created direct (each server stores only its own). "+
 		"RSS is VmRSS from /proc/<pid>/status once the writes settled; heap in use is go_memstats_heap_inuse_bytes from /metrics right after a forced GC (GET /debug/pprof/heap?gc=1), the steadier figure.\n\n", cfg.listObjects, cfg.listObjects)
 	b.WriteString("| Server | Objects | RSS before | RSS after | RSS growth | × kube-apiserver's | Heap before | Heap after | Heap growth | × kube-apiserver's |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	kubeRSS, kubeHeap := growth(r.mem[0].rssBefore, r.mem[0].rssAft), growth(r.mem[0].heapBefore, r.mem[0].heapA)
+	kubeRSS, kubeHeap := growth(r.mem[0].rssBefore, r.mem[0].rssAfter), growth(r.mem[0].heapBefore, r.mem[0].heapAfter)
 	for _, m := range r.mem {
-		rss, heap := growth(m.rssBefore, m.rssAft), growth(m.heapBefore, m.heapA)
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | +%s | %s | %s | %s | +%s | %s |\n", m.server, m.objects,
-			mib(m.rssBefore), mib(m.rssAft), mib(rss), share(rss, kubeRSS), mib(m.heapBefore), mib(m.heapA), mib(heap), share(heap, kubeHeap))
+		rss, heap := growth(m.rssBefore, m.rssAfter), growth(m.heapBefore, m.heapAfter)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.server, m.objects,
+			mib(m.rssBefore), mib(m.rssAfter), mibDelta(rss), share(rss, kubeRSS), mib(m.heapBefore), mib(m.heapAfter), mibDelta(heap), share(heap, kubeHeap))
 	}
 	for _, m := range r.mem {
 		if m.heapErr != "" {
@@ -132,7 +132,7 @@ func (r *crdRun) markdown(cfg config) string {
 		got := r.ratioToCRD(r.creates, t.p)
 		fmt.Fprintf(&b, "| creates/s, %s ≥ %.1f× the CRD | %.2f× | %s |\n", t.p.name, t.want, got, ratioCheck(got, t.want))
 	}
-	if fpRSS := growth(r.mem[1].rssBefore, r.mem[1].rssAft); fpRSS >= 0 && kubeRSS > 0 {
+	if fpRSS := growth(r.mem[1].rssBefore, r.mem[1].rssAfter); fpRSS >= 0 && kubeRSS > 0 {
 		got := float64(fpRSS) / float64(kubeRSS)
 		fmt.Fprintf(&b, "| RSS growth for %d flags ≤ ½ kube-apiserver's for %d CRs | %.2f× | %s |\n", cfg.listObjects, cfg.listObjects, got, shareCheck(got, 0.5))
 	}
@@ -153,7 +153,7 @@ func (r *crdRun) markdown(cfg config) string {
 
 // share is part as a multiple of whole, or "?" when either is unknown.
 func share(part, whole int64) string {
-	if part < 0 || whole <= 0 {
+	if part == -1 || whole <= 0 {
 		return "?"
 	}
 	return fmt.Sprintf("%.2f×", float64(part)/float64(whole))
