@@ -63,33 +63,22 @@ func (p *apiPath) listURL(ns string) string {
 // work): the window is the wall time of the whole batch.
 func runOps(ctx context.Context, n, workers int, op func(ctx context.Context, i int) error) *result {
 	var next atomic.Int64
-	per := make([]*result, workers)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range workers {
-		r := &result{errs: map[string]int{}}
-		per[w] = r
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				t0 := time.Now()
-				if err := op(ctx, i); err != nil {
-					r.errs[errKind(err)]++
-					continue
-				}
-				r.ok++
-				r.lat = append(r.lat, time.Since(t0))
+	total := inWorkers(workers, func(r *result) {
+		for ctx.Err() == nil {
+			i := int(next.Add(1)) - 1
+			if i >= n {
+				return
 			}
-		})
-	}
-	wg.Wait()
-	total := &result{errs: map[string]int{}}
-	for _, r := range per {
-		total.add(r)
-	}
+			t0 := time.Now()
+			if err := op(ctx, i); err != nil {
+				r.errs[errKind(err)]++
+				continue
+			}
+			r.ok++
+			r.lat = append(r.lat, time.Since(t0))
+		}
+	})
 	total.window = time.Since(start)
 	return total
 }

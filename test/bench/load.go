@@ -162,33 +162,41 @@ func closedLoop(ctx context.Context, t *target, workers int, warmup, measure tim
 	start := time.Now()
 	mStart, mEnd := start.Add(warmup), start.Add(warmup+measure)
 	cpu := measureCPU(ctx, t.server, mStart, mEnd)
+	total := inWorkers(workers, func(r *result) {
+		for ctx.Err() == nil {
+			t0 := time.Now()
+			if t0.After(mEnd) {
+				return
+			}
+			failure := t.do(ctx, c)
+			t1 := time.Now()
+			if t1.Before(mStart) || t1.After(mEnd) {
+				continue
+			}
+			if failure != "" {
+				r.errs[failure]++
+				continue
+			}
+			r.ok++
+			r.lat = append(r.lat, t1.Sub(t0))
+		}
+	})
+	total.window, total.conns, total.serverCPU = measure, dials.Load(), <-cpu
+	return total
+}
+
+// inWorkers runs loop on workers goroutines, each filling a result of its
+// own, and returns them merged once all have returned.
+func inWorkers(workers int, loop func(r *result)) *result {
 	per := make([]*result, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		r := &result{errs: map[string]int{}}
 		per[w] = r
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				if t0.After(mEnd) {
-					return
-				}
-				failure := t.do(ctx, c)
-				t1 := time.Now()
-				if t1.Before(mStart) || t1.After(mEnd) {
-					continue
-				}
-				if failure != "" {
-					r.errs[failure]++
-					continue
-				}
-				r.ok++
-				r.lat = append(r.lat, t1.Sub(t0))
-			}
-		})
+		wg.Go(func() { loop(r) })
 	}
 	wg.Wait()
-	total := &result{errs: map[string]int{}, window: measure, conns: dials.Load(), serverCPU: <-cpu}
+	total := &result{errs: map[string]int{}}
 	for _, r := range per {
 		total.add(r)
 	}
