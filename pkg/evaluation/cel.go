@@ -73,11 +73,21 @@ func (k ExpressionKind) want() *cel.Type {
 	return cel.BoolType
 }
 
-// Program is a compiled expression.
+// Program is a compiled expression: parsed, type-checked and cost-checked.
+// Its evaluable form (cel.Program) is planned on first use: planning costs a
+// write about as much as parsing and checking, and each planned program
+// holds its own function dispatcher (some 13 KiB), which a flag nobody
+// evaluates does not need.
 type Program struct {
 	expr string
 	kind ExpressionKind
-	prog cel.Program
+	env  *cel.Env
+	ast  *cel.Ast
+
+	planOnce sync.Once
+	prog     cel.Program
+	planErr  error
+
 	// loops is true when the expression has a comprehension: only there does
 	// CEL check for interruption, so only then is the request's context
 	// worth handing to it.
@@ -170,15 +180,7 @@ func compileExpression(expr string, kind ExpressionKind, stored bool) (*Program,
 			return nil, fmt.Errorf("estimated cost %d exceeds the limit %d: bound loops over context values, build smaller strings and lists, or test fewer values%s", est.Max, ExpressionCostLimit, estimator.costNotes())
 		}
 	}
-	prog, err := env.Program(ast,
-		cel.CostLimit(ExpressionCostLimit),
-		cel.CostTracking(&actualCostEstimator{}),
-		cel.InterruptCheckFrequency(celconfig.CheckFrequency),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("program instantiation failed: %w", err)
-	}
-	p := &Program{expr: expr, kind: kind, prog: prog,
+	p := &Program{expr: expr, kind: kind, env: env, ast: ast,
 		loops: len(celast.MatchDescendants(celast.NavigateAST(ast.NativeRep()), celast.KindMatcher(celast.ComprehensionKind))) > 0}
 	if estErr == nil && !p.loops && est.Max <= cheapCost {
 		p.flatCost = max(est.Max, 1)
@@ -333,6 +335,23 @@ func isAbsentKey(err *types.Err) bool {
 	return strings.HasPrefix(err.Error(), absentKeyPrefix)
 }
 
+// plan returns the evaluable program, planned once.
+func (p *Program) plan() (cel.Program, error) {
+	p.planOnce.Do(func() {
+		p.prog, p.planErr = p.env.Program(p.ast,
+			cel.CostLimit(ExpressionCostLimit),
+			cel.CostTracking(&actualCostEstimator{}),
+			cel.InterruptCheckFrequency(celconfig.CheckFrequency),
+		)
+		if p.planErr != nil {
+			p.planErr = fmt.Errorf("program instantiation failed: %w", p.planErr)
+		}
+		// The checked AST is only needed to plan.
+		p.ast = nil
+	})
+	return p.prog, p.planErr
+}
+
 // eval runs the program, charging its cost to budget. Errors include
 // runtime errors, a hit cost limit, a spent budget and a done ctx (CEL stops
 // looping soon after ctx is done or the budget's time is up); an error
@@ -345,19 +364,22 @@ func (p *Program) eval(ctx context.Context, a *activation, budget *Budget) (any,
 	if spent != nil {
 		return nil, fmt.Errorf("%q: %w", p.expr, spent)
 	}
+	prog, err := p.plan()
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", p.expr, err)
+	}
 	var (
 		out ref.Val
 		det *cel.EvalDetails
-		err error
 	)
 	if p.loops {
 		// CEL checks for interruption only inside comprehensions, and only
 		// they can run long for their cost: only they get the deadline.
 		loopCtx, cancel := context.WithDeadlineCause(ctx, deadline, errTimeSpent)
-		out, det, err = p.prog.ContextEval(loopCtx, a)
+		out, det, err = prog.ContextEval(loopCtx, a)
 		cancel()
 	} else {
-		out, det, err = p.prog.Eval(a)
+		out, det, err = prog.Eval(a)
 	}
 	cost := p.flatCost
 	if cost == 0 {

@@ -36,3 +36,22 @@ func TestStoredProgramIsNotStrict(t *testing.T) {
 		}
 	}
 }
+
+// Compiling checks; planning the evaluable program waits for the first
+// evaluation, so flags nobody evaluates hold no planned program.
+func TestProgramPlannedOnFirstEvaluation(t *testing.T) {
+	p, err := CompileExpression(`context.plan == "planned-on-first-use"`, Predicate, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.prog != nil {
+		t.Fatal("compiling planned the program")
+	}
+	first, err := p.plan()
+	if err != nil || first == nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if again, _ := p.plan(); again != first {
+		t.Error("planned twice")
+	}
+}
