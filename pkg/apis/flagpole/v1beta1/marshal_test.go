@@ -135,3 +135,21 @@ func TestJSONCBORRefusesNumbersOutsideFloat64(t *testing.T) {
 		t.Errorf("a CBOR bignum outside float64 decoded to %.40s", out.Raw)
 	}
 }
+
+// The unstructured form of a variant name is what its JSON says, booleans
+// kept apart included, so server-side apply sees the same value either way.
+func TestVariantNameToUnstructuredMatchesJSON(t *testing.T) {
+	for _, n := range []VariantName{"on", "", `q"uote`, VariantName(flagpole.BooleanVariantName(true)), VariantName(flagpole.BooleanVariantName(false))} {
+		b, err := n.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want interface{}
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got := n.ToUnstructured(); got != want {
+			t.Errorf("%q: ToUnstructured %#v, JSON %s", n, got, b)
+		}
+	}
+}
