@@ -35,8 +35,8 @@ const (
 type Strategy struct {
 	runtime.ObjectTyper
 	names.NameGenerator
-	// scheme converts to the stored version, to measure the stored size.
-	scheme  *runtime.Scheme
+	// storage encodes as the store does, to measure the stored size.
+	storage runtime.Encoder
 	compile validation.CompileFunc
 	status  StatusFunc
 }
@@ -53,7 +53,7 @@ type StatusFunc func(*flagpole.Flag) flagpole.FlagStatus
 // every write that creates a flag or changes its spec, in that same write;
 // without it status waits for the controller.
 func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc, status StatusFunc) Strategy {
-	return Strategy{scheme, names.SimpleNameGenerator, scheme, compile, status}
+	return Strategy{scheme, names.SimpleNameGenerator, guard.JSONStorage(scheme), compile, status}
 }
 
 var (
@@ -90,12 +90,12 @@ func (Strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 
 func (s Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
 	allErrs := validation.ValidateFlag(obj.(*flagpole.Flag), s.compile)
-	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
 func (s Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	allErrs := validation.ValidateFlagUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag), s.compile)
-	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
 func (Strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {
@@ -190,7 +190,7 @@ func (StatusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Objec
 // MaxObjectBytes, so that a spec written up to the limit still gets status.
 func (s StatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	allErrs := validation.ValidateFlagStatusUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag))
-	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes+validation.StatusHeadroomBytes, field.NewPath("status"))...)
+	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes+validation.StatusHeadroomBytes, field.NewPath("status"))...)
 }
 
 func (StatusStrategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {

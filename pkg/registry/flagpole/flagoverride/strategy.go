@@ -31,14 +31,14 @@ const FieldFlag = "spec.flag"
 type Strategy struct {
 	runtime.ObjectTyper
 	names.NameGenerator
-	// scheme converts to the stored version, to measure the stored size.
-	scheme *runtime.Scheme
+	// storage encodes as the store does, to measure the stored size.
+	storage runtime.Encoder
 	clock  clock.PassiveClock
 }
 
 // NewStrategy returns the strategy for overrides.
 func NewStrategy(scheme *runtime.Scheme, c clock.PassiveClock) Strategy {
-	return Strategy{scheme, names.SimpleNameGenerator, scheme, c}
+	return Strategy{scheme, names.SimpleNameGenerator, guard.JSONStorage(scheme), c}
 }
 
 func (Strategy) NamespaceScoped() bool { return true }
@@ -65,12 +65,12 @@ func (Strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 
 func (s Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
 	allErrs := validation.ValidateFlagOverride(obj.(*flagpole.FlagOverride))
-	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
 func (s Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	allErrs := validation.ValidateFlagOverrideUpdate(obj.(*flagpole.FlagOverride), old.(*flagpole.FlagOverride))
-	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
 func (Strategy) WarningsOnCreate(context.Context, runtime.Object) []string { return nil }

@@ -8,7 +8,6 @@ package guard
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,9 +17,11 @@ import (
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/storage"
@@ -172,13 +173,13 @@ func resourceVersionOf(obj runtime.Object) string {
 	return ""
 }
 
-// ValidateStoredSize checks that obj, encoded as storage encodes it (v1beta1,
-// in protobuf or JSON: see StoredSize), takes at most max bytes. etcd refuses
+// ValidateStoredSize checks that obj, encoded as storage encodes it (enc,
+// see StoredSize), takes at most max bytes. etcd refuses
 // a request over 1.5 MiB (and its client anything over 2 MiB) with errors the
 // store reports as 500s; this says so with a 422 before the object is
 // written. fldPath names the part of the object the writer controls.
-func ValidateStoredSize(scheme *runtime.Scheme, obj runtime.Object, max int, fldPath *field.Path) field.ErrorList {
-	size, err := StoredSize(scheme, obj)
+func ValidateStoredSize(enc runtime.Encoder, obj runtime.Object, max int, fldPath *field.Path) field.ErrorList {
+	size, err := StoredSize(enc, obj)
 	if err != nil {
 		return field.ErrorList{field.InternalError(fldPath, err)}
 	}
@@ -190,28 +191,30 @@ func ValidateStoredSize(scheme *runtime.Scheme, obj runtime.Object, max int, fld
 	return nil
 }
 
-// StoredSize is the length of obj's storage encoding: the larger of its
-// v1beta1 protobuf encoding (what the server stores by default, with the
-// protobuf envelope) and its v1beta1 JSON encoding (what it stores with
-// --storage-media-type=application/json, and stored before protobuf). The
-// strategies do not know which of the two the server was started with, and
-// the limit must hold for both: an object accepted under one setting stays
-// writable after the flag is switched, or after a downgrade. Protobuf is
-// almost always the smaller, so in practice this is the JSON size.
-func StoredSize(scheme *runtime.Scheme, obj runtime.Object) (int, error) {
-	versioned, err := scheme.ConvertToVersion(obj, v1beta1.SchemeGroupVersion)
+// StoredSize is the length of obj as storage writes it: encoded by enc, the
+// store's storage codec (v1beta1 in the --storage-media-type encoding).
+func StoredSize(enc runtime.Encoder, obj runtime.Object) (int, error) {
+	var n byteCounter
+	if err := enc.Encode(obj, &n); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+// StorageCodec is the storage codec of the store for resource: what it
+// writes to etcd with, so what StoredSize measures with.
+func StorageCodec(optsGetter generic.RESTOptionsGetter, resource schema.GroupResource, example runtime.Object) (runtime.Codec, error) {
+	opts, err := optsGetter.GetRESTOptions(resource, example)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	data, err := json.Marshal(versioned)
-	if err != nil {
-		return 0, err
-	}
-	var proto byteCounter
-	if err := protobuf.NewSerializer(scheme, scheme).Encode(versioned, &proto); err != nil {
-		return 0, err
-	}
-	return max(len(data), int(proto)), nil
+	return opts.StorageConfig.Codec, nil
+}
+
+// JSONStorage is the storage encoding of --storage-media-type=application/json:
+// what the strategies measure with until their store gives them its own.
+func JSONStorage(scheme *runtime.Scheme) runtime.Encoder {
+	return serializer.NewCodecFactory(scheme).LegacyCodec(v1beta1.SchemeGroupVersion)
 }
 
 // byteCounter is an io.Writer that only counts.

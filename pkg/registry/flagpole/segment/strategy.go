@@ -24,8 +24,8 @@ import (
 type Strategy struct {
 	runtime.ObjectTyper
 	names.NameGenerator
-	// scheme converts to the stored version, to measure the stored size.
-	scheme  *runtime.Scheme
+	// storage encodes as the store does, to measure the stored size.
+	storage runtime.Encoder
 	compile validation.CompileFunc
 }
 
@@ -35,7 +35,7 @@ var _ rest.RESTCreateUpdateStrategy = Strategy{}
 // predicate (expression.Compile in the server): required, so that validation
 // never runs without it.
 func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc) Strategy {
-	return Strategy{scheme, names.SimpleNameGenerator, scheme, compile}
+	return Strategy{scheme, names.SimpleNameGenerator, guard.JSONStorage(scheme), compile}
 }
 
 func (Strategy) NamespaceScoped() bool { return true }
@@ -53,12 +53,12 @@ func (Strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 
 func (s Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
 	allErrs := validation.ValidateSegment(obj.(*flagpole.Segment), s.compile)
-	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
 func (s Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	allErrs := validation.ValidateSegmentUpdate(obj.(*flagpole.Segment), old.(*flagpole.Segment), s.compile)
-	return append(allErrs, guard.ValidateStoredSize(s.scheme, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
 }
 
 func (Strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {
