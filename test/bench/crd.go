@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,18 +43,22 @@ type crdRun struct {
 	// Per path, per round.
 	creates, gets, updates map[*apiPath][]*result
 	writesPerCreate        map[*apiPath][]float64
-	lists                  map[*apiPath]map[string]*listResult
-	fanout                 map[*apiPath][]time.Duration
-	fanoutMissed           map[*apiPath]int
-	mem                    []memFigure // kube-apiserver's, then Flagpole's
-	heapFile, heapTop      string
-	evaluation             *report // the evaluation bench of the same run, if it ran
-	flagpoleVersion        string
-	kubeVersion            string
-	etcdVersion            string
-	revision               string
-	elapsed                time.Duration
-	started                time.Time
+	// createCPU is, per path and round, the CPU time each process spent
+	// per create (procs order; the last is the bench itself).
+	createCPU         map[*apiPath][][]time.Duration
+	procs             []namedProc
+	lists             map[*apiPath]map[string]*listResult
+	fanout            map[*apiPath][]time.Duration
+	fanoutMissed      map[*apiPath]int
+	mem               []memFigure // kube-apiserver's, then Flagpole's
+	heapFile, heapTop string
+	evaluation        *report // the evaluation bench of the same run, if it ran
+	flagpoleVersion   string
+	kubeVersion       string
+	etcdVersion       string
+	revision          string
+	elapsed           time.Duration
+	started           time.Time
 }
 
 // memFigure is a server's memory before and after it stores objects.
@@ -68,7 +74,7 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 	began := time.Now()
 	run := &crdRun{
 		creates: map[*apiPath][]*result{}, gets: map[*apiPath][]*result{}, updates: map[*apiPath][]*result{},
-		writesPerCreate: map[*apiPath][]float64{}, lists: map[*apiPath]map[string]*listResult{},
+		writesPerCreate: map[*apiPath][]float64{}, createCPU: map[*apiPath][][]time.Duration{}, lists: map[*apiPath]map[string]*listResult{},
 		fanout: map[*apiPath][]time.Duration{}, fanoutMissed: map[*apiPath]int{},
 		evaluation: eval, revision: gitRevision(), started: began,
 		kubeVersion: commandLine(filepath.Join(cfg.toolsBin, "kube-apiserver"), "--version"),
@@ -119,6 +125,7 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 		return err
 	}
 	run.paths = []*apiPath{crd, agg, dir}
+	run.procs = []namedProc{{"kube-apiserver", kubeProc}, {"etcd", e.Procs["etcd"]}, {"flagpole-apiserver", fpProc}, {"Flagpole's etcd", e.Procs["etcd-flagpole"]}}
 	// Every path must take the same body, strictly (no field dropped),
 	// before anything is measured.
 	for _, p := range run.paths {
@@ -247,6 +254,15 @@ func measureMemory(ctx context.Context, cfg config, run *crdRun, crd, dir *apiPa
 	}
 	for _, s := range sides {
 		logf("memory: creating %d objects through %s", cfg.listObjects, s.p.name)
+		profiled := make(chan struct{})
+		if cfg.createProfile > 0 {
+			go func() {
+				defer close(profiled)
+				saveCreateProfile(ctx, cfg, s.cfg, s.m.server)
+			}()
+		} else {
+			close(profiled)
+		}
 		r := runOps(ctx, cfg.listObjects, cfg.workers, func(ctx context.Context, i int) error {
 			_, err := s.p.flags(nsList).Create(ctx, &unstructured.Unstructured{Object: benchFlag(s.p.apiVersion, fmt.Sprintf("flag-%05d", i))}, metav1.CreateOptions{})
 			return err
@@ -254,6 +270,7 @@ func measureMemory(ctx context.Context, cfg config, run *crdRun, crd, dir *apiPa
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		<-profiled
 		logf("memory: %d created in %.1fs (%.0f/s), errors %s", r.ok, r.window.Seconds(), r.rate(), errSummary(r))
 		if r.errCount() > 0 {
 			return fmt.Errorf("creating the %d objects to list through %s: %s", cfg.listObjects, s.p.name, errSummary(r))
@@ -304,6 +321,7 @@ func crdRound(ctx context.Context, cfg config, run *crdRun, p *apiPath, round in
 	if err != nil {
 		return err
 	}
+	cpuBefore := run.cpuTimes()
 	creates := runOps(ctx, cfg.crdObjects, cfg.workers, func(ctx context.Context, i int) error {
 		_, err := p.flags(nsRounds).Create(ctx, &unstructured.Unstructured{Object: benchFlag(p.apiVersion, name(i))}, metav1.CreateOptions{})
 		return err
@@ -312,6 +330,11 @@ func crdRound(ctx context.Context, cfg config, run *crdRun, p *apiPath, round in
 	if err != nil {
 		return err
 	}
+	// Up to the settled store, so that work the create leaves behind (the
+	// watch cache, controllers, a second write) counts too. The settling
+	// second's idle CPU is small beside a thousand creates.
+	perCreate := run.cpuPerOp(cpuBefore, run.cpuTimes(), creates.ok)
+	run.createCPU[p] = append(run.createCPU[p], perCreate)
 	wpc := float64(after-before) / float64(max(creates.ok, 1))
 	objs := make([]*unstructured.Unstructured, cfg.crdObjects)
 	gets := runOps(ctx, cfg.crdObjects, cfg.workers, func(ctx context.Context, i int) error {
@@ -337,10 +360,10 @@ func crdRound(ctx context.Context, cfg config, run *crdRun, p *apiPath, round in
 	run.gets[p] = append(run.gets[p], gets)
 	run.updates[p] = append(run.updates[p], updates)
 	run.writesPerCreate[p] = append(run.writesPerCreate[p], wpc)
-	logf("round %d  %-32s create %6.0f/s p50 %s p99 %s | get %6.0f/s p99 %s | update %6.0f/s p99 %s | etcd writes/create %.2f | errors %d/%d/%d",
+	logf("round %d  %-32s create %6.0f/s p50 %s p99 %s | get %6.0f/s p99 %s | update %6.0f/s p99 %s | etcd writes/create %.2f | errors %d/%d/%d | CPU µs/create %s",
 		round+1, p.name, creates.rate(), ms(percentile(creates.lat, 0.5)), ms(percentile(creates.lat, 0.99)),
 		gets.rate(), ms(percentile(gets.lat, 0.99)), updates.rate(), ms(percentile(updates.lat, 0.99)), wpc,
-		creates.errCount(), gets.errCount(), updates.errCount())
+		creates.errCount(), gets.errCount(), updates.errCount(), run.cpuLine(perCreate))
 	return nil
 }
 
@@ -372,4 +395,79 @@ func msOrNA(d []time.Duration) string {
 		return "n/a"
 	}
 	return ms(percentile(d, 0.5))
+}
+
+type namedProc struct {
+	name string
+	proc *process.Process
+}
+
+// cpuTimes reads the CPU time of every server process and of the bench
+// itself (last); -1 where unreadable.
+func (r *crdRun) cpuTimes() []time.Duration {
+	out := make([]time.Duration, 0, len(r.procs)+1)
+	for _, p := range r.procs {
+		d, err := cpuTime(p.proc)
+		if err != nil {
+			d = -1
+		}
+		out = append(out, d)
+	}
+	var ru syscall.Rusage
+	self := time.Duration(-1)
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return append(out, self)
+}
+
+func (r *crdRun) cpuPerOp(before, after []time.Duration, ops int) []time.Duration {
+	out := make([]time.Duration, len(before))
+	for i := range before {
+		out[i] = -1
+		if before[i] >= 0 && after[i] >= 0 && ops > 0 {
+			out[i] = (after[i] - before[i]) / time.Duration(ops)
+		}
+	}
+	return out
+}
+
+// cpuNames names cpuTimes' entries.
+func (r *crdRun) cpuNames() []string {
+	names := make([]string, 0, len(r.procs)+1)
+	for _, p := range r.procs {
+		names = append(names, p.name)
+	}
+	return append(names, "bench (client)")
+}
+
+func (r *crdRun) cpuLine(per []time.Duration) string {
+	var parts []string
+	for i, name := range r.cpuNames() {
+		parts = append(parts, fmt.Sprintf("%s %s", name, usOrNA(per[i])))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func usOrNA(d time.Duration) string {
+	if d < 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f", us(d))
+}
+
+// saveCreateProfile saves a CPU profile of server taken while the memory
+// phase creates its objects (-crd-profile), to see where a create's time goes.
+func saveCreateProfile(ctx context.Context, cfg config, rc *rest.Config, server string) {
+	prof, err := debugGet(ctx, rc, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(int(cfg.createProfile.Seconds()), 1)))
+	if err != nil {
+		logf("CPU profile of %s under creates: %v", server, err)
+		return
+	}
+	file := filepath.Join(cfg.outDir, server+"-creates.cpu.pprof")
+	if err := os.WriteFile(file, prof, 0o644); err != nil {
+		logf("CPU profile of %s under creates: %v", server, err)
+		return
+	}
+	logf("CPU profile of %s under creates saved to %s", server, file)
 }

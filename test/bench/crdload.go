@@ -297,30 +297,10 @@ func fanout(ctx context.Context, p *apiPath, ns string, watchers, writes int, ti
 // its heap profile, which it returns) and reads go_memstats_heap_inuse_bytes
 // from its /metrics right after.
 func heapInUse(ctx context.Context, cfg *rest.Config) (profile []byte, inuse int64, err error) {
-	c, err := rest.HTTPClientFor(cfg)
-	if err != nil {
+	if profile, err = debugGet(ctx, cfg, "/debug/pprof/heap?gc=1"); err != nil {
 		return nil, 0, err
 	}
-	get := func(path string) ([]byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(cfg.Host, "/")+path, nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, bytes.TrimSpace(b[:min(len(b), 200)]))
-		}
-		return b, err
-	}
-	if profile, err = get("/debug/pprof/heap?gc=1"); err != nil {
-		return nil, 0, err
-	}
-	metrics, err := get("/metrics")
+	metrics, err := debugGet(ctx, cfg, "/metrics")
 	if err != nil {
 		return profile, 0, err
 	}
@@ -331,4 +311,27 @@ func heapInUse(ctx context.Context, cfg *rest.Config) (profile []byte, inuse int
 		}
 	}
 	return profile, 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in /metrics")
+}
+
+// debugGet GETs one of a server's non-resource paths (/metrics,
+// /debug/pprof/...) with cfg's credentials.
+func debugGet(ctx context.Context, cfg *rest.Config, path string) ([]byte, error) {
+	c, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(cfg.Host, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, bytes.TrimSpace(b[:min(len(b), 200)]))
+	}
+	return b, err
 }

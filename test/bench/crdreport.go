@@ -61,6 +61,33 @@ func (r *crdRun) markdown(cfg config) string {
 		}
 		fmt.Fprintf(&b, " %.2f | %d |\n", median(r.writesPerCreate[p]), errs)
 	}
+	b.WriteString("\n**CPU per create** (µs, median over rounds): each process's CPU time from /proc over a round of creates until its store settled, divided by the creates. " +
+		"On two cores the sum bounds the rate; it says where a path's time goes.\n\n| Path |")
+	names := r.cpuNames()
+	for _, n := range names {
+		fmt.Fprintf(&b, " %s |", n)
+	}
+	b.WriteString(" Total |\n|---|" + strings.Repeat("---:|", len(names)+1) + "\n")
+	for _, p := range r.paths {
+		fmt.Fprintf(&b, "| %s |", p.name)
+		var total time.Duration
+		for i := range names {
+			var v []float64
+			for _, round := range r.createCPU[p] {
+				if round[i] >= 0 {
+					v = append(v, float64(round[i]))
+				}
+			}
+			if len(v) == 0 {
+				b.WriteString(" ? |")
+				continue
+			}
+			d := time.Duration(median(v))
+			total += d
+			fmt.Fprintf(&b, " %.0f |", us(d))
+		}
+		fmt.Fprintf(&b, " %.0f |\n", us(total))
+	}
 	b.WriteString("\nCreates/s by round (the order of the paths rotates):\n\n| Path |")
 	for i := range cfg.crdRounds {
 		fmt.Fprintf(&b, " %d |", i+1)

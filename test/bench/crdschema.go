@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"k8s.io/kube-openapi/pkg/validation/spec"
@@ -107,7 +108,7 @@ func flagCRD() map[string]any {
 
 // benchFlag is the object every path creates, as the CRD and Flagpole
 // take it (apiVersion aside): a String flag with three variants, a rule with
-// a CEL condition and a fractional rollout, an owner and an expiry, like
+// a CEL condition of its own and a fractional rollout, an owner and an expiry, like
 // artifacts/examples/flag-new-checkout.yaml.
 func benchFlag(apiVersion, name string) map[string]any {
 	return map[string]any{
@@ -125,7 +126,9 @@ func benchFlag(apiVersion, name string) map[string]any {
 			},
 			"defaultVariant": "control",
 			"rules": []any{
-				map[string]any{"name": "enterprise", "when": `context.plan == "enterprise"`, "variant": "one-page"},
+				// Every flag's expression differs, so that each create
+				// compiles its own, as flags with their own targeting do.
+				map[string]any{"name": "enterprise", "when": fmt.Sprintf("context.plan == %q", "enterprise-"+name), "variant": "one-page"},
 				map[string]any{"name": "gradual", "rollout": map[string]any{"distribution": []any{
 					map[string]any{"variant": "control", "weight": int64(80)},
 					map[string]any{"variant": "one-page", "weight": int64(10)},

@@ -46,6 +46,9 @@ type config struct {
 	rate        int
 	rateMeasure time.Duration
 	profile     time.Duration
+	// createProfile, when not 0, is the length of the CPU profiles of
+	// kube-apiserver and Flagpole taken under the crd bench's creates.
+	createProfile time.Duration
 
 	// The crd bench.
 	crdRounds   int
@@ -69,6 +72,7 @@ func main() {
 	flag.IntVar(&cfg.rate, "rate", 1000, "requests per second of the fixed-rate phase")
 	flag.DurationVar(&cfg.rateMeasure, "rate-duration", 5*time.Second, "measured window of the fixed-rate phase per path")
 	flag.DurationVar(&cfg.profile, "profile", 5*time.Second, "length of Flagpole's CPU profile under OFREP load")
+	flag.DurationVar(&cfg.createProfile, "crd-profile", 0, "crd: when not 0, length of kube-apiserver's and Flagpole's CPU profiles under the memory phase's creates (saved in -out; they perturb the memory figures little)")
 	flag.IntVar(&cfg.crdRounds, "crd-rounds", 6, "crd: rounds of creates, gets and updates, the order of the paths rotated each round")
 	flag.IntVar(&cfg.crdObjects, "crd-objects", 1000, "crd: objects created (then read and updated) per path and round")
 	flag.IntVar(&cfg.listObjects, "list-objects", 10000, "crd: objects created on the fresh cluster for the memory figures, then listed")
