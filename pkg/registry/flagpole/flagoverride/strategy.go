@@ -33,7 +33,7 @@ type Strategy struct {
 	names.NameGenerator
 	// storage encodes as the store does, to measure the stored size.
 	storage runtime.Encoder
-	clock  clock.PassiveClock
+	clock   clock.PassiveClock
 }
 
 // NewStrategy returns the strategy for overrides.
