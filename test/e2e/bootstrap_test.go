@@ -8,16 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
-	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
-	"k8s.io/utils/ptr"
 )
 
 const e2eNamespace = "e2e"
@@ -85,52 +80,4 @@ func (c *cluster) bootstrap(ctx context.Context) error {
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: "rbac.authorization.k8s.io", Name: userEvaluator}},
 	}, metav1.CreateOptions{})
 	return err
-}
-
-// registerAPIService registers v1beta1.flagpole.dev with a real caBundle and
-// waits for Available=True.
-func (c *cluster) registerAPIService(ctx context.Context) error {
-	ca, err := c.servingCA()
-	if err != nil {
-		return err
-	}
-	agg := aggregator.NewForConfigOrDie(c.restConfig(userAdmin))
-	_, err = agg.ApiregistrationV1().APIServices().Create(ctx, &apiregistrationv1.APIService{
-		ObjectMeta: metav1.ObjectMeta{Name: "v1beta1.flagpole.dev"},
-		Spec: apiregistrationv1.APIServiceSpec{
-			Service:              &apiregistrationv1.ServiceReference{Namespace: flagpoleNamespace, Name: flagpoleService, Port: ptr.To(int32(c.flagpolePort))},
-			Group:                "flagpole.dev",
-			Version:              "v1beta1",
-			CABundle:             ca,
-			GroupPriorityMinimum: 1000,
-			VersionPriority:      15,
-		},
-	}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	return c.waitAPIService(ctx, true, 120*time.Second)
-}
-
-func (c *cluster) waitAPIService(ctx context.Context, available bool, timeout time.Duration) error {
-	agg := aggregator.NewForConfigOrDie(c.restConfig(userAdmin))
-	want := apiregistrationv1.ConditionFalse
-	if available {
-		want = apiregistrationv1.ConditionTrue
-	}
-	return waitFor(ctx, nil, timeout, func() error {
-		svc, err := agg.ApiregistrationV1().APIServices().Get(ctx, "v1beta1.flagpole.dev", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		for _, cond := range svc.Status.Conditions {
-			if cond.Type == apiregistrationv1.Available {
-				if cond.Status == want {
-					return nil
-				}
-				return fmt.Errorf("Available=%s: %s: %s", cond.Status, cond.Reason, cond.Message)
-			}
-		}
-		return fmt.Errorf("no Available condition yet")
-	})
 }

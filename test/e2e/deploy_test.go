@@ -190,7 +190,7 @@ func TestDeployManifests(t *testing.T) {
 
 	// A dry run changes nothing: the harness's APIService still points at
 	// the running Flagpole and is Available.
-	if err := e2e.waitAPIService(t.Context(), true, 30*time.Second); err != nil {
+	if err := e2e.WaitAPIService(t.Context(), true, 30*time.Second); err != nil {
 		t.Errorf("after the dry runs: %v", err)
 	}
 }

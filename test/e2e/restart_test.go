@@ -20,7 +20,7 @@ func TestRestartFlagpole(t *testing.T) {
 	if err := p.Stop(60 * time.Second); err != nil {
 		t.Fatalf("flagpole did not exit cleanly on SIGTERM: %v\n%s", err, p.Tail(tailBytes))
 	}
-	if err := e2e.waitAPIService(ctx, false, 120*time.Second); err != nil {
+	if err := e2e.WaitAPIService(ctx, false, 120*time.Second); err != nil {
 		t.Fatalf("APIService still available with Flagpole down: %v", err)
 	}
 	if out, err := e2e.kubectl(userAdmin, "get", "segments", "-n", e2eNamespace); err == nil {
@@ -30,7 +30,7 @@ func TestRestartFlagpole(t *testing.T) {
 	if err := e2e.startFlagpole(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := e2e.waitAPIService(ctx, true, 120*time.Second); err != nil {
+	if err := e2e.WaitAPIService(ctx, true, 120*time.Second); err != nil {
 		t.Fatalf("APIService did not return to Available: %v", err)
 	}
 	out := mustKubectl(t, userAdmin, "get", "segment", "employees", "-n", e2eNamespace, "-o", "jsonpath={.spec.include}")

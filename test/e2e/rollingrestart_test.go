@@ -72,14 +72,14 @@ func TestTwoReplicasRollingRestart(t *testing.T) {
 			t.Errorf("cleanup: moving the APIService back to port %d: %v", e2e.flagpolePort, err)
 			return
 		}
-		if err := e2e.waitAPIService(cctx, true, 90*time.Second); err != nil {
+		if err := e2e.WaitAPIService(cctx, true, 90*time.Second); err != nil {
 			t.Errorf("cleanup: APIService not Available on the e2e replica: %v", err)
 		}
 	})
 	if err := setAPIServicePort(ctx, agg, f.port); err != nil {
 		t.Fatal(err)
 	}
-	if err := e2e.waitAPIService(ctx, true, 60*time.Second); err != nil {
+	if err := e2e.WaitAPIService(ctx, true, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 

@@ -76,7 +76,7 @@ func TestServingCertificateRotation(t *testing.T) {
 		if err := setCABundle(cctx, agg, bundle); err != nil {
 			t.Logf("cleanup: setting caBundle: %v", err)
 		}
-		if err := e2e.waitAPIService(cctx, true, 90*time.Second); err != nil {
+		if err := e2e.WaitAPIService(cctx, true, 90*time.Second); err != nil {
 			t.Logf("cleanup: APIService not Available: %v", err)
 		}
 	})
@@ -98,7 +98,7 @@ func TestServingCertificateRotation(t *testing.T) {
 	if err := setCABundle(ctx, agg, both); err != nil {
 		t.Fatal(err)
 	}
-	if err := e2e.waitAPIService(ctx, true, 60*time.Second); err != nil {
+	if err := e2e.WaitAPIService(ctx, true, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	stream.waitRequests(t, 20)
@@ -138,7 +138,7 @@ func TestServingCertificateRotation(t *testing.T) {
 	if err := setCABundle(ctx, agg, newPEM); err != nil {
 		t.Fatal(err)
 	}
-	if err := e2e.waitAPIService(ctx, true, 60*time.Second); err != nil {
+	if err := e2e.WaitAPIService(ctx, true, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	restored = true
@@ -178,7 +178,7 @@ func TestServingCertificateRotation(t *testing.T) {
 	if err := setCABundle(ctx, agg, append(append([]byte{}, oldPEM...), strangerPEM...)); err != nil {
 		t.Fatal(err)
 	}
-	if err := e2e.waitAPIService(ctx, false, 60*time.Second); err != nil {
+	if err := e2e.WaitAPIService(ctx, false, 60*time.Second); err != nil {
 		t.Errorf("with a caBundle lacking the new CA the APIService stayed Available: %v", err)
 	} else if msg := availableMessage(ctx, t, agg); !strings.Contains(msg, "x509") {
 		t.Errorf("the APIService is unavailable for another reason than the certificate: %s", msg)
@@ -188,7 +188,7 @@ func TestServingCertificateRotation(t *testing.T) {
 	if err := setCABundle(ctx, agg, newPEM); err != nil {
 		t.Fatal(err)
 	}
-	if err := e2e.waitAPIService(ctx, true, 60*time.Second); err != nil {
+	if err := e2e.WaitAPIService(ctx, true, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	restored = true
