@@ -64,10 +64,14 @@ func init() {
 
 // ExtraConfig is Flagpole's own configuration beyond the generic server's.
 type ExtraConfig struct {
-	// Informers watch Flagpole's own objects through the loopback client; the
-	// evaluator, the status controller and admission read from them. The
-	// server starts them once it serves.
+	// Informers watch Flagpole's own objects; the evaluator, the status
+	// controller and admission read from them. The server starts them once
+	// it serves.
 	Informers informers.SharedInformerFactory
+	// LocalInformers, when set, has registered the factory's informers to
+	// list and watch the server's own stores in process; New hands it the
+	// stores. Without it they go through the loopback client.
+	LocalInformers *LocalInformers
 
 	// ElectionEtcd reaches the etcd the server stores in. When it names
 	// servers, the in-server controllers run only while this replica holds
@@ -173,6 +177,11 @@ func (c completedConfig) New() (*Server, error) {
 		return nil, err
 	}
 	apiGroupInfo.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = v1beta1Storage
+	if c.ExtraConfig.LocalInformers != nil {
+		if err := c.ExtraConfig.LocalInformers.Serve(v1beta1Storage); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.GenericAPIServer.InstallAPIGroup(&apiGroupInfo); err != nil {
 		return nil, err
 	}

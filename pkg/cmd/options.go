@@ -83,9 +83,11 @@ type Options struct {
 	// standaloneEnabledAdmission records --enable-admission-plugins given in
 	// standalone mode, where they cannot run.
 	standaloneEnabledAdmission []string
-	// informers watch Flagpole's objects through the loopback client; made
-	// while the admission chain is built, started by the server.
-	informers informers.SharedInformerFactory
+	// informers watch Flagpole's objects; made while the admission chain
+	// is built, started by the server. localInformers feeds those of
+	// Flagpole's kinds from the server's own stores.
+	informers      informers.SharedInformerFactory
+	localInformers *flagpoleapiserver.LocalInformers
 }
 
 // NewOptions returns options with Flagpole's defaults.
@@ -134,6 +136,7 @@ func (o *Options) admissionInitializers(c *genericapiserver.RecommendedConfig) (
 		return nil, err
 	}
 	o.informers = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(flagpoleapiserver.TrimForInformers))
+	o.localInformers = flagpoleapiserver.NewLocalInformers(o.informers, flagpoleapiserver.Scheme)
 	return []admission.PluginInitializer{flagpoleinitializer.New(o.informers)}, nil
 }
 
@@ -411,9 +414,10 @@ func (o *Options) config(etcd *genericoptions.EtcdOptions) (*flagpoleapiserver.C
 	return &flagpoleapiserver.Config{
 		GenericConfig: serverConfig,
 		ExtraConfig: flagpoleapiserver.ExtraConfig{
-			Informers:    o.informers,
-			ElectionEtcd: etcd.StorageConfig.Transport,
-			ElectionKey:  leaderelection.Key(etcd.StorageConfig.Prefix),
+			Informers:      o.informers,
+			LocalInformers: o.localInformers,
+			ElectionEtcd:   etcd.StorageConfig.Transport,
+			ElectionKey:    leaderelection.Key(etcd.StorageConfig.Prefix),
 		},
 	}, nil
 }

@@ -3,12 +3,15 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
@@ -119,4 +122,23 @@ func waitEvaluable(t *testing.T, client clientset.Interface, f *v1beta1.Flag) {
 	if err != nil {
 		t.Fatalf("flag %s/%s: evaluation never answered from resourceVersion %s (last: %s): %v", f.Namespace, f.Name, f.ResourceVersion, last, err)
 	}
+}
+
+// scrape reads the server's /metrics.
+func scrape(t *testing.T, cfg *rest.Config) string {
+	t.Helper()
+	client, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Get(cfg.Host + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %s %v", resp.Status, err)
+	}
+	return string(b)
 }

@@ -1,10 +1,8 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -17,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
-	"k8s.io/client-go/rest"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
@@ -175,31 +172,14 @@ func writtenByStatusController(f *v1beta1.Flag) bool {
 // the number of servers that lead.
 func leaderGauge(t *testing.T, s *framework.Server) float64 {
 	t.Helper()
-	client, err := rest.HTTPClientFor(s.AdminConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := client.Get(s.AdminConfig.Host + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %s", resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "flagpole_leader "); ok {
+	for _, line := range strings.Split(scrape(t, s.AdminConfig), "\n") {
+		if v, ok := strings.CutPrefix(line, "flagpole_leader "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return f
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	t.Fatal("/metrics has no flagpole_leader")
 	return 0
