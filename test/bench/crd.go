@@ -45,8 +45,10 @@ type crdRun struct {
 	writesPerCreate        map[*apiPath][]float64
 	// createCPU is, per path and round, the CPU time each process spent
 	// per create (procs order; the last is the bench itself).
-	createCPU         map[*apiPath][][]time.Duration
-	procs             []namedProc
+	createCPU map[*apiPath][][]time.Duration
+	procs     []namedProc
+	// flagpoleDebug reaches Flagpole\'s /debug/pprof, for -crd-profile.
+	flagpoleDebug     *rest.Config
 	lists             map[*apiPath]map[string]*listResult
 	fanout            map[*apiPath][]time.Duration
 	fanoutMissed      map[*apiPath]int
@@ -125,6 +127,7 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 		return err
 	}
 	run.paths = []*apiPath{crd, agg, dir}
+	run.flagpoleDebug = direct
 	run.procs = []namedProc{{"kube-apiserver", kubeProc}, {"etcd", e.Procs["etcd"]}, {"flagpole-apiserver", fpProc}, {"Flagpole's etcd", e.Procs["etcd-flagpole"]}}
 	// Every path must take the same body, strictly (no field dropped),
 	// before anything is measured.
@@ -321,6 +324,16 @@ func crdRound(ctx context.Context, cfg config, run *crdRun, p *apiPath, round in
 	if err != nil {
 		return err
 	}
+	profiled := make(chan struct{})
+	if cfg.createProfile > 0 && round == 0 && p.short == "agg" {
+		// A creates round is over in about a second: profile its first second.
+		go func() {
+			defer close(profiled)
+			saveCreateProfile(ctx, config{outDir: cfg.outDir, createProfile: time.Second}, run.flagpoleDebug, "flagpole-apiserver-aggregated")
+		}()
+	} else {
+		close(profiled)
+	}
 	cpuBefore := run.cpuTimes()
 	creates := runOps(ctx, cfg.crdObjects, cfg.workers, func(ctx context.Context, i int) error {
 		_, err := p.flags(nsRounds).Create(ctx, &unstructured.Unstructured{Object: benchFlag(p.apiVersion, name(i))}, metav1.CreateOptions{})
@@ -334,6 +347,7 @@ func crdRound(ctx context.Context, cfg config, run *crdRun, p *apiPath, round in
 	// watch cache, controllers, a second write) counts too. The settling
 	// second's idle CPU is small beside a thousand creates.
 	perCreate := run.cpuPerOp(cpuBefore, run.cpuTimes(), creates.ok)
+	<-profiled
 	run.createCPU[p] = append(run.createCPU[p], perCreate)
 	wpc := float64(after-before) / float64(max(creates.ok, 1))
 	objs := make([]*unstructured.Unstructured, cfg.crdObjects)
