@@ -48,10 +48,14 @@ type crdRun struct {
 	createCPU map[*apiPath][][]time.Duration
 	procs     []namedProc
 	// flagpoleDebug reaches Flagpole\'s /debug/pprof, for -crd-profile.
-	flagpoleDebug     *rest.Config
-	lists             map[*apiPath]map[string]*listResult
-	fanout            map[*apiPath][]time.Duration
-	fanoutMissed      map[*apiPath]int
+	flagpoleDebug *rest.Config
+	lists         map[*apiPath]map[string]*listResult
+	fanout        map[*apiPath][]time.Duration
+	fanoutMissed  map[*apiPath]int
+	// typedFanout is the fan-out through Flagpole's paths with watchers on
+	// the generated clientset (protobuf), by path.
+	typedFanout       map[*apiPath][]time.Duration
+	typedFanoutMissed map[*apiPath]int
 	mem               []memFigure // kube-apiserver's, then Flagpole's
 	heapFile, heapTop string
 	evaluation        *report // the evaluation bench of the same run, if it ran
@@ -78,6 +82,7 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 		creates: map[*apiPath][]*result{}, gets: map[*apiPath][]*result{}, updates: map[*apiPath][]*result{},
 		writesPerCreate: map[*apiPath][]float64{}, createCPU: map[*apiPath][][]time.Duration{}, lists: map[*apiPath]map[string]*listResult{},
 		fanout: map[*apiPath][]time.Duration{}, fanoutMissed: map[*apiPath]int{},
+		typedFanout: map[*apiPath][]time.Duration{}, typedFanoutMissed: map[*apiPath]int{},
 		evaluation: eval, revision: gitRevision(), started: began,
 		kubeVersion: commandLine(filepath.Join(cfg.toolsBin, "kube-apiserver"), "--version"),
 		etcdVersion: commandLine(filepath.Join(cfg.toolsBin, "etcd"), "--version"),
@@ -173,13 +178,26 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 	}
 
 	for _, p := range run.paths {
-		logf("fan-out: %d watchers through %s", cfg.watchers, p.name)
-		lat, missed, err := fanout(ctx, p, nsWatch, cfg.watchers, cfg.watchWrites, 30*time.Second)
-		if err != nil {
-			return fmt.Errorf("fan-out through %s: %w", p.name, err)
+		for _, typed := range []bool{false, true} {
+			if typed && p == crd {
+				continue // kube-apiserver serves custom resources in JSON only
+			}
+			how := "JSON"
+			if typed {
+				how = "protobuf"
+			}
+			logf("fan-out: %d watchers (%s) through %s", cfg.watchers, how, p.name)
+			lat, missed, err := fanout(ctx, p, nsWatch, cfg.watchers, cfg.watchWrites, 30*time.Second, typed)
+			if err != nil {
+				return fmt.Errorf("fan-out through %s: %w", p.name, err)
+			}
+			if typed {
+				run.typedFanout[p], run.typedFanoutMissed[p] = lat, missed
+			} else {
+				run.fanout[p], run.fanoutMissed[p] = lat, missed
+			}
+			logf("fan-out %-32s %-8s %d writes: p50 %s, p99 %s, missed %d", p.name, how, len(lat), ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), missed)
 		}
-		run.fanout[p], run.fanoutMissed[p] = lat, missed
-		logf("fan-out %-32s %d writes: p50 %s, p99 %s, missed %d", p.name, len(lat), ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), missed)
 	}
 
 	run.elapsed = time.Since(began)

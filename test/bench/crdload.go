@@ -14,13 +14,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	"github.com/flagpole-dev/flagpole/test/process"
 )
 
@@ -207,8 +210,14 @@ const watchSeqAnnotation = "bench.flagpole.dev/seq"
 // it writes times (a merge patch of an annotation) and measures, for each
 // write, the time from just before the write until the last watcher has its
 // event. missed counts watchers that had not seen a write within timeout.
-func fanout(ctx context.Context, p *apiPath, ns string, watchers, writes int, timeout time.Duration) (lat []time.Duration, missed int, err error) {
+//
+// With typed, the watchers use Flagpole's generated clientset, which
+// speaks protobuf, instead of the dynamic client's JSON.
+func fanout(ctx context.Context, p *apiPath, ns string, watchers, writes int, timeout time.Duration, typed bool) (lat []time.Duration, missed int, err error) {
 	name := "fanout-" + p.short
+	if typed {
+		name += "-protobuf"
+	}
 	obj := &unstructured.Unstructured{Object: benchFlag(p.apiVersion, name)}
 	if _, err := p.flags(ns).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
 		return nil, 0, err
@@ -225,16 +234,24 @@ func fanout(ctx context.Context, p *apiPath, ns string, watchers, writes int, ti
 	// transport of its own (a Dial function keeps client-go from caching
 	// one transport for all).
 	const perClient = 50
-	var clients []dynamic.Interface
+	var watches []func(context.Context, metav1.ListOptions) (watch.Interface, error)
 	for range (watchers + perClient - 1) / perClient {
 		cfg := rest.CopyConfig(p.cfg)
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		cfg.Dial = d.DialContext
+		if typed {
+			cl, err := clientset.NewForConfig(cfg)
+			if err != nil {
+				return nil, 0, err
+			}
+			watches = append(watches, cl.FlagpoleV1beta1().Flags(ns).Watch)
+			continue
+		}
 		cl, err := dynamic.NewForConfig(cfg)
 		if err != nil {
 			return nil, 0, err
 		}
-		clients = append(clients, cl)
+		watches = append(watches, cl.Resource(p.gvr).Namespace(ns).Watch)
 	}
 	var want atomic.Int64 // the write every watcher waits for
 	var got atomic.Int64  // watchers that have it
@@ -243,7 +260,7 @@ func fanout(ctx context.Context, p *apiPath, ns string, watchers, writes int, ti
 	defer wg.Wait()
 	defer cancel()
 	for i := range watchers {
-		w, err := clients[i/perClient].Resource(p.gvr).Namespace(ns).Watch(wctx, metav1.ListOptions{
+		w, err := watches[i/perClient](wctx, metav1.ListOptions{
 			FieldSelector:   "metadata.name=" + name,
 			ResourceVersion: cur.GetResourceVersion(),
 		})
@@ -254,8 +271,8 @@ func fanout(ctx context.Context, p *apiPath, ns string, watchers, writes int, ti
 			defer w.Stop()
 			seen := int64(0)
 			for ev := range w.ResultChan() {
-				u, ok := ev.Object.(*unstructured.Unstructured)
-				if !ok {
+				u, err := meta.Accessor(ev.Object)
+				if err != nil {
 					continue
 				}
 				seq, _ := strconv.ParseInt(u.GetAnnotations()[watchSeqAnnotation], 10, 64)
