@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -48,14 +49,10 @@ type crdRun struct {
 	createCPU map[*apiPath][][]time.Duration
 	procs     []namedProc
 	// flagpoleDebug reaches Flagpole\'s /debug/pprof, for -crd-profile.
-	flagpoleDebug *rest.Config
-	lists         map[*apiPath]map[string]*listResult
-	fanout        map[*apiPath][]time.Duration
-	fanoutMissed  map[*apiPath]int
-	// typedFanout is the fan-out through Flagpole's paths with watchers on
-	// the generated clientset (protobuf), by path.
-	typedFanout       map[*apiPath][]time.Duration
-	typedFanoutMissed map[*apiPath]int
+	flagpoleDebug     *rest.Config
+	lists             map[*apiPath]map[string]*listResult
+	fanout            map[*apiPath][]time.Duration
+	fanoutMissed      map[*apiPath]int
 	mem               []memFigure // kube-apiserver's, then Flagpole's
 	heapFile, heapTop string
 	evaluation        *report // the evaluation bench of the same run, if it ran
@@ -82,7 +79,6 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 		creates: map[*apiPath][]*result{}, gets: map[*apiPath][]*result{}, updates: map[*apiPath][]*result{},
 		writesPerCreate: map[*apiPath][]float64{}, createCPU: map[*apiPath][][]time.Duration{}, lists: map[*apiPath]map[string]*listResult{},
 		fanout: map[*apiPath][]time.Duration{}, fanoutMissed: map[*apiPath]int{},
-		typedFanout: map[*apiPath][]time.Duration{}, typedFanoutMissed: map[*apiPath]int{},
 		evaluation: eval, revision: gitRevision(), started: began,
 		kubeVersion: commandLine(filepath.Join(cfg.toolsBin, "kube-apiserver"), "--version"),
 		etcdVersion: commandLine(filepath.Join(cfg.toolsBin, "etcd"), "--version"),
@@ -131,7 +127,18 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 	if err != nil {
 		return err
 	}
-	run.paths = []*apiPath{crd, agg, dir}
+	// The same two Flagpole paths once more with Flagpole's generated
+	// clientset, which speaks protobuf: what a typed client gets, which a
+	// CRD cannot offer. The targets compare the JSON rows.
+	aggTyped, err := agg.withTypedClient()
+	if err != nil {
+		return err
+	}
+	dirTyped, err := dir.withTypedClient()
+	if err != nil {
+		return err
+	}
+	run.paths = []*apiPath{crd, agg, dir, aggTyped, dirTyped}
 	run.flagpoleDebug = direct
 	run.procs = []namedProc{{"kube-apiserver", kubeProc}, {"etcd", e.Procs["etcd"]}, {"flagpole-apiserver", fpProc}, {"Flagpole's etcd", e.Procs["etcd-flagpole"]}}
 	// Every path must take the same body, strictly (no field dropped),
@@ -166,6 +173,9 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 	}
 
 	for _, p := range run.paths {
+		if p.typed != nil {
+			continue // the LIST measures both media types on the JSON rows
+		}
 		run.lists[p] = map[string]*listResult{}
 		for _, media := range []string{mediaJSON, mediaProtobuf} {
 			r, err := list(ctx, p, nsList, media, cfg.listReps)
@@ -178,26 +188,13 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 	}
 
 	for _, p := range run.paths {
-		for _, typed := range []bool{false, true} {
-			if typed && p == crd {
-				continue // kube-apiserver serves custom resources in JSON only
-			}
-			how := "JSON"
-			if typed {
-				how = "protobuf"
-			}
-			logf("fan-out: %d watchers (%s) through %s", cfg.watchers, how, p.name)
-			lat, missed, err := fanout(ctx, p, nsWatch, cfg.watchers, cfg.watchWrites, 30*time.Second, typed)
-			if err != nil {
-				return fmt.Errorf("fan-out through %s: %w", p.name, err)
-			}
-			if typed {
-				run.typedFanout[p], run.typedFanoutMissed[p] = lat, missed
-			} else {
-				run.fanout[p], run.fanoutMissed[p] = lat, missed
-			}
-			logf("fan-out %-32s %-8s %d writes: p50 %s, p99 %s, missed %d", p.name, how, len(lat), ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), missed)
+		logf("fan-out: %d watchers through %s", cfg.watchers, p.name)
+		lat, missed, err := fanout(ctx, p, nsWatch, cfg.watchers, cfg.watchWrites, 30*time.Second)
+		if err != nil {
+			return fmt.Errorf("fan-out through %s: %w", p.name, err)
 		}
+		run.fanout[p], run.fanoutMissed[p] = lat, missed
+		logf("fan-out %-42s %d writes: p50 %s, p99 %s, missed %d", p.name, len(lat), ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), missed)
 	}
 
 	run.elapsed = time.Since(began)
@@ -354,8 +351,7 @@ func crdRound(ctx context.Context, cfg config, run *crdRun, p *apiPath, round in
 	}
 	cpuBefore := run.cpuTimes()
 	creates := runOps(ctx, cfg.crdObjects, cfg.workers, func(ctx context.Context, i int) error {
-		_, err := p.flags(nsRounds).Create(ctx, &unstructured.Unstructured{Object: benchFlag(p.apiVersion, name(i))}, metav1.CreateOptions{})
-		return err
+		return p.create(ctx, nsRounds, name(i))
 	})
 	after, err := settledRevision(ctx, p.etcdURL, time.Second, 30*time.Second)
 	if err != nil {
@@ -368,9 +364,9 @@ func crdRound(ctx context.Context, cfg config, run *crdRun, p *apiPath, round in
 	<-profiled
 	run.createCPU[p] = append(run.createCPU[p], perCreate)
 	wpc := float64(after-before) / float64(max(creates.ok, 1))
-	objs := make([]*unstructured.Unstructured, cfg.crdObjects)
+	objs := make([]runtime.Object, cfg.crdObjects)
 	gets := runOps(ctx, cfg.crdObjects, cfg.workers, func(ctx context.Context, i int) error {
-		o, err := p.flags(nsRounds).Get(ctx, name(i), metav1.GetOptions{})
+		o, err := p.get(ctx, nsRounds, name(i))
 		objs[i] = o
 		return err
 	})
@@ -378,12 +374,7 @@ func crdRound(ctx context.Context, cfg config, run *crdRun, p *apiPath, round in
 		if objs[i] == nil {
 			return errors.New("not read")
 		}
-		o := objs[i].DeepCopy()
-		if err := unstructured.SetNestedField(o.Object, fmt.Sprintf("Checkout flow experiment, round %d", round+1), "spec", "description"); err != nil {
-			return err
-		}
-		_, err := p.flags(nsRounds).Update(ctx, o, metav1.UpdateOptions{})
-		return err
+		return p.updateDescription(ctx, nsRounds, objs[i], fmt.Sprintf("Checkout flow experiment, round %d", round+1))
 	})
 	if err := ctx.Err(); err != nil {
 		return err

@@ -17,12 +17,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	"github.com/flagpole-dev/flagpole/test/process"
 )
@@ -38,6 +40,61 @@ type apiPath struct {
 	apiVersion string
 	etcdURL    string           // the etcd that stores its objects
 	server     *process.Process // the server that stores them
+	// typed, for Flagpole's paths, is its generated clientset, which
+	// speaks protobuf: set on the rows that measure what a typed client
+	// gets instead of the dynamic client's JSON.
+	typed clientset.Interface
+}
+
+// withTypedClient is p measured with Flagpole's generated clientset
+// (protobuf) instead of the dynamic client (JSON).
+func (p *apiPath) withTypedClient() (*apiPath, error) {
+	typed, err := clientset.NewForConfig(p.cfg)
+	if err != nil {
+		return nil, err
+	}
+	q := *p
+	q.name, q.short, q.typed = p.name+", protobuf", p.short+"pb", typed
+	return &q, nil
+}
+
+// create creates the bench's flag named name through p.
+func (p *apiPath) create(ctx context.Context, ns, name string) error {
+	obj := benchFlag(p.apiVersion, name)
+	if p.typed == nil {
+		_, err := p.flags(ns).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{})
+		return err
+	}
+	var f v1beta1.Flag
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &f); err != nil {
+		return err
+	}
+	_, err := p.typed.FlagpoleV1beta1().Flags(ns).Create(ctx, &f, metav1.CreateOptions{})
+	return err
+}
+
+// get reads the flag named name through p.
+func (p *apiPath) get(ctx context.Context, ns, name string) (runtime.Object, error) {
+	if p.typed == nil {
+		return p.flags(ns).Get(ctx, name, metav1.GetOptions{})
+	}
+	return p.typed.FlagpoleV1beta1().Flags(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+// updateDescription writes obj, as read by get, back with a new description.
+func (p *apiPath) updateDescription(ctx context.Context, ns string, obj runtime.Object, description string) error {
+	if p.typed == nil {
+		u := obj.(*unstructured.Unstructured).DeepCopy()
+		if err := unstructured.SetNestedField(u.Object, description, "spec", "description"); err != nil {
+			return err
+		}
+		_, err := p.flags(ns).Update(ctx, u, metav1.UpdateOptions{})
+		return err
+	}
+	f := obj.(*v1beta1.Flag).DeepCopy()
+	f.Spec.Description = description
+	_, err := p.typed.FlagpoleV1beta1().Flags(ns).Update(ctx, f, metav1.UpdateOptions{})
+	return err
 }
 
 func newAPIPath(name, short string, cfg *rest.Config, group, etcdURL string, server *process.Process) (*apiPath, error) {
@@ -211,13 +268,11 @@ const watchSeqAnnotation = "bench.flagpole.dev/seq"
 // write, the time from just before the write until the last watcher has its
 // event. missed counts watchers that had not seen a write within timeout.
 //
-// With typed, the watchers use Flagpole's generated clientset, which
+// On a typed path the watchers use Flagpole's generated clientset, which
 // speaks protobuf, instead of the dynamic client's JSON.
-func fanout(ctx context.Context, p *apiPath, ns string, watchers, writes int, timeout time.Duration, typed bool) (lat []time.Duration, missed int, err error) {
+func fanout(ctx context.Context, p *apiPath, ns string, watchers, writes int, timeout time.Duration) (lat []time.Duration, missed int, err error) {
+	typed := p.typed != nil
 	name := "fanout-" + p.short
-	if typed {
-		name += "-protobuf"
-	}
 	obj := &unstructured.Unstructured{Object: benchFlag(p.apiVersion, name)}
 	if _, err := p.flags(ns).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
 		return nil, 0, err

@@ -106,6 +106,9 @@ func (r *crdRun) markdown(cfg config) string {
 		"kube-apiserver serves custom resources in JSON only, so the CRD's JSON LIST is the baseline of the protobuf target.\n\n", cfg.listObjects, cfg.listReps)
 	b.WriteString("| Path | Accept | Status | Size | Time | × faster than the CRD's JSON |\n|---|---|---:|---:|---:|---:|\n")
 	for _, p := range r.paths {
+		if p.typed != nil {
+			continue
+		}
 		for _, media := range []string{mediaJSON, mediaProtobuf} {
 			l := r.lists[p][media]
 			t, faster := "—", "—"
@@ -126,10 +129,11 @@ func (r *crdRun) markdown(cfg config) string {
 			float64(crdFan)/float64(max(percentile(lat, 0.5), 1)), missed)
 	}
 	for _, p := range r.paths {
-		fanRow(p, "JSON", r.fanout[p], r.fanoutMissed[p])
-		if lat, ok := r.typedFanout[p]; ok {
-			fanRow(p, "protobuf", lat, r.typedFanoutMissed[p])
+		how := "JSON"
+		if p.typed != nil {
+			how = "protobuf"
 		}
+		fanRow(p, how, r.fanout[p], r.fanoutMissed[p])
 	}
 
 	fmt.Fprintf(&b, "\n**Memory** on the fresh cluster, before the rounds: kube-apiserver's growth for %d CRs against Flagpole's for %d flags created direct (each server stores only its own). "+
@@ -158,10 +162,17 @@ func (r *crdRun) markdown(cfg config) string {
 
 	b.WriteString("\n**Targets**\n\n| Target | Measured | Result |\n|---|---:|---|\n")
 	agg, dir := r.paths[1], r.paths[2]
-	for _, t := range []struct {
+	targets := []struct {
 		p    *apiPath
 		want float64
-	}{{agg, 1.5}, {dir, 2.0}} {
+	}{{agg, 1.5}, {dir, 2.0}}
+	if len(r.paths) == 5 {
+		targets = append(targets, []struct {
+			p    *apiPath
+			want float64
+		}{{r.paths[3], 1.5}, {r.paths[4], 2.0}}...)
+	}
+	for _, t := range targets {
 		got := r.ratioToCRD(r.creates, t.p)
 		fmt.Fprintf(&b, "| creates/s, %s ≥ %.1f× the CRD | %.2f× | %s |\n", t.p.name, t.want, got, ratioCheck(got, t.want))
 	}
