@@ -49,4 +49,7 @@ echo "${stamp}" > "${OUT}/.stamp"
 echo "built ${binaries[*]} in $(( $(date +%s) - start ))s into ${OUT}"
 "${OUT}/kube-apiserver" --version
 "${OUT}/kubectl" version --client
-"${OUT}/etcd" --version | head -1
+# Not piped into head: with pipefail, etcd writing its next line after head
+# has gone is a SIGPIPE that fails the script.
+etcd_version="$("${OUT}/etcd" --version)"
+echo "${etcd_version%%$'\n'*}"
