@@ -14,6 +14,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -88,10 +89,54 @@ func (s Store) DeleteCollection(ctx context.Context, deleteValidation rest.Valid
 	return obj, Unavailable(ctx, err)
 }
 
-// Create answers 503 when etcd cannot take the write (see Unavailable).
+// Create answers 503 when etcd cannot take the write (see Unavailable),
+// unless the write was applied after all (see OwnCreate).
 func (s Store) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
 	out, err := s.Store.Create(writeContext(ctx), obj, createValidation, options)
-	return out, Unavailable(ctx, err)
+	unavailable := Unavailable(ctx, err)
+	if apierrors.IsServiceUnavailable(unavailable) && mayHaveApplied(err) {
+		rctx, cancel := context.WithTimeout(ctx, ownCreateTimeout)
+		defer cancel()
+		if stored := OwnCreate(rctx, obj, s.Store.Get); stored != nil {
+			return stored, nil
+		}
+	}
+	return out, unavailable
+}
+
+// ownCreateTimeout bounds the read that looks for a create's own object
+// after an ambiguous error: an etcd election takes about a second.
+const ownCreateTimeout = 3 * time.Second
+
+// mayHaveApplied tells an etcd error after which a write may have been
+// committed (its answer lost to a leader change or a timeout) from one
+// etcd gives before accepting it (no leader, too few members): only the
+// first is worth reading back, and the second is answered at once.
+func mayHaveApplied(err error) bool {
+	msg := err.Error()
+	return !strings.Contains(msg, "etcdserver: no leader") && !strings.Contains(msg, "etcdserver: not enough started members")
+}
+
+// OwnCreate returns the object that created obj when it is stored after
+// all: when etcd loses its leader, the answer to a write it committed can be
+// lost, and a 503 would have the client retry (client-go does, on its own,
+// for a 503 with Retry-After) into a 409 for its own object. The stored
+// object is this request's when it has the UID the request gave obj, which
+// no other create can have. get reads from etcd (no resourceVersion: a
+// quorum read); nil when it fails or finds another object or none.
+func OwnCreate(ctx context.Context, obj runtime.Object, get func(context.Context, string, *metav1.GetOptions) (runtime.Object, error)) runtime.Object {
+	m, err := meta.Accessor(obj)
+	if err != nil || m.GetUID() == "" || m.GetName() == "" {
+		return nil
+	}
+	stored, err := get(ctx, m.GetName(), &metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	if sm, err := meta.Accessor(stored); err != nil || sm.GetUID() != m.GetUID() {
+		return nil
+	}
+	return stored
 }
 
 // Delete answers 503 when etcd cannot take the write (see Unavailable).
@@ -295,7 +340,8 @@ func Unavailable(ctx context.Context, err error) error {
 		Code:   503,
 		Reason: metav1.StatusReasonServiceUnavailable,
 		Message: fmt.Sprintf("the datastore (etcd) is unavailable: %s; retry later. A write refused "+
-			"this way may or may not have been applied: a retried create may find the object exists", msg),
+			"this way may or may not have been applied (a create that was is answered as created when "+
+			"etcd can say so in time): a retried create may find the object exists", msg),
 		Details: &metav1.StatusDetails{RetryAfterSeconds: UnavailableRetryAfterSeconds},
 	}}
 }

@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // etcdError prints as the etcd client's typed errors and gRPC statuses do.
@@ -85,5 +88,40 @@ func TestWriteContextRequiresLeader(t *testing.T) {
 	}
 	if w == ctx {
 		t.Error("writeContext returned the context unchanged")
+	}
+}
+
+// A create whose answer was lost is the request's own when the stored
+// object carries the UID the request gave it; anything else is not.
+func TestOwnCreate(t *testing.T) {
+	mine := &flagpole.Flag{ObjectMeta: metav1.ObjectMeta{Name: "f", Namespace: "ns", UID: "mine"}}
+	stored := func(uid types.UID, err error) func(context.Context, string, *metav1.GetOptions) (runtime.Object, error) {
+		return func(_ context.Context, name string, opts *metav1.GetOptions) (runtime.Object, error) {
+			if name != "f" || opts.ResourceVersion != "" {
+				t.Errorf("read %q at resourceVersion %q, want f from etcd", name, opts.ResourceVersion)
+			}
+			if err != nil {
+				return nil, err
+			}
+			return &flagpole.Flag{ObjectMeta: metav1.ObjectMeta{Name: "f", Namespace: "ns", UID: uid, ResourceVersion: "7"}}, nil
+		}
+	}
+	ctx := context.Background()
+	if got := OwnCreate(ctx, mine, stored("mine", nil)); got == nil || got.(*flagpole.Flag).ResourceVersion != "7" {
+		t.Errorf("own stored create: %v, want the stored object", got)
+	}
+	if got := OwnCreate(ctx, mine, stored("someone-else", nil)); got != nil {
+		t.Errorf("another request's object was taken for this one's: %v", got)
+	}
+	if got := OwnCreate(ctx, mine, stored("", apierrors.NewNotFound(flagpole.Resource("flags"), "f"))); got != nil {
+		t.Errorf("nothing stored: %v", got)
+	}
+	if got := OwnCreate(ctx, mine, stored("", errors.New("etcdserver: no leader"))); got != nil {
+		t.Errorf("unreadable: %v", got)
+	}
+	noUID := mine.DeepCopy()
+	noUID.UID = ""
+	if got := OwnCreate(ctx, noUID, stored("", nil)); got != nil {
+		t.Errorf("a request without a UID matched: %v", got)
 	}
 }
