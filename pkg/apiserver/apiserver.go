@@ -72,6 +72,8 @@ type ExtraConfig struct {
 	// list and watch the server's own stores in process; New hands it the
 	// stores. Without it they go through the loopback client.
 	LocalInformers *LocalInformers
+	// EventStreams bounds OFREP's open event streams.
+	EventStreams ofrep.StreamLimits
 
 	// ElectionEtcd reaches the etcd the server stores in. When it names
 	// servers, the in-server controllers run only while this replica holds
@@ -158,7 +160,7 @@ func (c completedConfig) New() (*Server, error) {
 		return nil
 	}
 
-	changes, err := ofrep.NewChanges(c.ExtraConfig.Informers, clock.RealClock{})
+	changes, err := ofrep.NewChanges(c.ExtraConfig.Informers, clock.RealClock{}, c.ExtraConfig.EventStreams)
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,7 @@ import (
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 	generatedopenapi "github.com/flagpole-dev/flagpole/pkg/generated/openapi"
+	"github.com/flagpole-dev/flagpole/pkg/ofrep"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
 	"github.com/flagpole-dev/flagpole/pkg/version"
 )
@@ -74,6 +75,8 @@ type Options struct {
 	EmbeddedEtcd bool
 	// TLSSANs are extra names and addresses for self-issued serving certificates.
 	TLSSANs []string
+	// EventStreams bounds OFREP's open event streams.
+	EventStreams ofrep.StreamLimits
 
 	// Chosen by Complete, after flags are parsed.
 	embedEtcd bool
@@ -106,6 +109,7 @@ func NewOptions() *Options {
 		ServerRun:                genericoptions.NewServerRunOptionsForComponent(basecompatibility.DefaultKubeComponent, registry),
 		ComponentGlobalsRegistry: registry,
 		DataDir:                  defaultDataDir,
+		EventStreams:             ofrep.DefaultStreamLimits,
 	}
 	o.RecommendedOptions.Etcd.DefaultStorageMediaType = runtime.ContentTypeProtobuf
 	o.RecommendedOptions.SecureServing.BindPort = defaultSecurePort
@@ -169,6 +173,10 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 		"Run embedded etcd under --data-dir even inside a pod. Without --etcd-servers and outside a pod, embedded etcd is the default.")
 	fs.StringSliceVar(&o.TLSSANs, "tls-san", o.TLSSANs,
 		"Extra DNS names or IP addresses for the self-issued serving certificate (e.g. <service>.<namespace>.svc).")
+	fs.IntVar(&o.EventStreams.Total, "max-ofrep-event-streams", o.EventStreams.Total,
+		"The most OFREP event streams this server keeps open at once; more are answered 429 with Retry-After. 0: no limit.")
+	fs.IntVar(&o.EventStreams.PerUser, "max-ofrep-event-streams-per-user", o.EventStreams.PerUser,
+		"The most OFREP event streams one user (e.g. an application's ServiceAccount, across its pods) keeps open at once. 0: no limit.")
 	o.RecommendedOptions.AddFlags(fss.FlagSet("generic"))
 	fss.FlagSet("generic").Lookup("bind-address").Usage = "The IP address on which to listen for the --secure-port port. " +
 		"Default: 127.0.0.1 in standalone mode, whose self-issued serving certificate names only this host (add names with --tls-san); " +
@@ -276,6 +284,9 @@ func (o *Options) Validate() error {
 	}
 	if len(o.standaloneEnabledAdmission) > 0 {
 		errs = append(errs, fmt.Errorf("--enable-admission-plugins %v: upstream admission plugins need a cluster (--kubeconfig) and do not run standalone", o.standaloneEnabledAdmission))
+	}
+	if o.EventStreams.Total < 0 || o.EventStreams.PerUser < 0 {
+		errs = append(errs, fmt.Errorf("--max-ofrep-event-streams and --max-ofrep-event-streams-per-user must not be negative (0: no limit)"))
 	}
 	// Port 0 means "do not serve HTTPS" upstream; Flagpole serves nothing
 	// else, and would have no loopback client.
@@ -416,6 +427,7 @@ func (o *Options) config(etcd *genericoptions.EtcdOptions) (*flagpoleapiserver.C
 		ExtraConfig: flagpoleapiserver.ExtraConfig{
 			Informers:      o.informers,
 			LocalInformers: o.localInformers,
+			EventStreams:   o.EventStreams,
 			ElectionEtcd:   etcd.StorageConfig.Transport,
 			ElectionKey:    leaderelection.Key(etcd.StorageConfig.Prefix),
 		},

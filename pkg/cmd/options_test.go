@@ -94,6 +94,7 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--storage-media-type", "application/yaml"}, "--storage-media-type"},
 		{[]string{"--storage-media-type", "text/plain"}, "--storage-media-type"},
 		{[]string{"--secure-port", "0"}, "--secure-port 0"},
+		{[]string{"--max-ofrep-event-streams-per-user", "-1"}, "must not be negative"},
 	} {
 		o := parse(t, append([]string{"--data-dir", t.TempDir()}, tc.args...)...)
 		if err := o.Complete(); err != nil {

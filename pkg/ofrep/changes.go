@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/evaluation"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 )
 
@@ -39,12 +41,36 @@ type Changes struct {
 
 	mu         sync.Mutex
 	namespaces map[string]*namespaceChanges
+	// Open event streams, in all and by user, against Limits.
+	limits        StreamLimits
+	streams       int
+	streamsByUser map[string]int
 
 	// closed ends every event stream, so that shutdown does not wait for
 	// clients that never hang up.
 	closed    chan struct{}
 	closeOnce sync.Once
 }
+
+// StreamLimits bound the event streams open at once: each holds a
+// goroutine and an HTTP/2 stream for as long as the client likes, and
+// long-running requests are outside max-in-flight and flow control once
+// they start. 0 means no limit.
+type StreamLimits struct {
+	// Total is the most streams the server keeps open.
+	Total int
+	// PerUser is the most one authenticated user keeps open: an
+	// application's ServiceAccount across all its pods, say.
+	PerUser int
+}
+
+// DefaultStreamLimits allow a few thousand applications on a replica, and
+// an application with a thousand pods under one identity.
+var DefaultStreamLimits = StreamLimits{Total: 10000, PerUser: 1000}
+
+// StreamRetryAfterSeconds is the Retry-After of a 429 for a stream over the
+// limits.
+const StreamRetryAfterSeconds = 10
 
 type namespaceChanges struct {
 	seq      uint64
@@ -55,13 +81,14 @@ type namespaceChanges struct {
 }
 
 // NewChanges registers event handlers on the factory's Flag, Segment and
-// FlagOverride informers; the caller starts the factory.
-func NewChanges(factory informers.SharedInformerFactory, c clock.WithTickerAndDelayedExecution) (*Changes, error) {
+// FlagOverride informers; the caller starts the factory. Event streams are
+// bounded by limits.
+func NewChanges(factory informers.SharedInformerFactory, c clock.WithTickerAndDelayedExecution, limits StreamLimits) (*Changes, error) {
 	id := make([]byte, 6)
 	if _, err := rand.Read(id); err != nil {
 		return nil, err
 	}
-	ch := &Changes{server: hex.EncodeToString(id), clock: c, namespaces: map[string]*namespaceChanges{}, closed: make(chan struct{})}
+	ch := &Changes{server: hex.EncodeToString(id), clock: c, namespaces: map[string]*namespaceChanges{}, closed: make(chan struct{}), limits: limits}
 	v1 := factory.Flagpole().V1beta1()
 	for _, informer := range []cache.SharedIndexInformer{v1.Flags().Informer(), v1.Segments().Informer()} {
 		if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -177,6 +204,16 @@ type refetchEvent struct {
 // serveEvents streams refetchEvaluation events for the namespace until the
 // client goes away or the server shuts down.
 func (ch *Changes) serveEvents(w http.ResponseWriter, req *http.Request, rt route) {
+	user := ""
+	if u, ok := genericapirequest.UserFrom(req.Context()); ok {
+		user = u.GetName()
+	}
+	if over := ch.openStream(user); over != "" {
+		w.Header().Set("Retry-After", strconv.Itoa(StreamRetryAfterSeconds))
+		writeJSON(w, http.StatusTooManyRequests, failure{ErrorCode: evaluation.ErrorGeneral, ErrorDetails: over})
+		return
+	}
+	defer ch.closeStream(user)
 	rc := http.NewResponseController(w)
 	sub := ch.subscribe(rt.namespace)
 	defer ch.unsubscribe(rt.namespace, sub)
@@ -217,6 +254,33 @@ func (ch *Changes) serveEvents(w http.ResponseWriter, req *http.Request, rt rout
 		if err := rc.Flush(); err != nil {
 			return
 		}
+	}
+}
+
+// openStream counts a new stream of user, or says which limit it is over.
+func (ch *Changes) openStream(user string) string {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.limits.Total > 0 && ch.streams >= ch.limits.Total {
+		return fmt.Sprintf("this server has %d event streams open, its limit; poll, or retry later", ch.streams)
+	}
+	if ch.limits.PerUser > 0 && ch.streamsByUser[user] >= ch.limits.PerUser {
+		return fmt.Sprintf("%q has %d event streams open, the limit per user; poll, or retry later", user, ch.streamsByUser[user])
+	}
+	if ch.streamsByUser == nil {
+		ch.streamsByUser = map[string]int{}
+	}
+	ch.streams++
+	ch.streamsByUser[user]++
+	return ""
+}
+
+func (ch *Changes) closeStream(user string) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	ch.streams--
+	if ch.streamsByUser[user]--; ch.streamsByUser[user] <= 0 {
+		delete(ch.streamsByUser, user)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apiserver/pkg/authentication/user"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -265,4 +266,59 @@ func waitSubscribers(t *testing.T, ch *Changes, namespace string, n int) {
 	if err != nil {
 		t.Fatalf("%d subscribers of %s, want %d", got, namespace, n)
 	}
+}
+
+// Event streams are bounded in all and per user: one over a limit is a 429
+// with Retry-After saying which, and closing a stream makes room again.
+func TestEventStreamLimits(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
+	changes := &Changes{server: "s1", clock: clk, namespaces: map[string]*namespaceChanges{}, closed: make(chan struct{}),
+		limits: StreamLimits{Total: 3, PerUser: 2}}
+	h := NewHandler(newFake(), changes, http.NotFoundHandler())
+	// The filter chain puts the authenticated user in the context.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h.ServeHTTP(w, req.WithContext(genericapirequest.WithUser(req.Context(), &user.DefaultInfo{Name: req.Header.Get("X-Test-User")})))
+	}))
+	defer srv.Close()
+	defer changes.Close()
+
+	open := func(who string) (*http.Response, func()) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/namespaces/apps/ofrep/v1/events", nil)
+		req.Header.Set("X-Test-User", who)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, func() { cancel(); resp.Body.Close() }
+	}
+	mustOpen := func(who string) func() {
+		t.Helper()
+		resp, closeStream := open(who)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream for %s: %d, want 200", who, resp.StatusCode)
+		}
+		return closeStream
+	}
+	mustRefuse := func(who, limit string) {
+		t.Helper()
+		resp, closeStream := open(who)
+		defer closeStream()
+		var body failure
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "10" || !strings.Contains(body.ErrorDetails, limit) {
+			t.Fatalf("stream for %s over the %s: %d Retry-After=%q %+v, want 429 naming it", who, limit, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
+	}
+
+	closeAlice := mustOpen("alice")
+	defer mustOpen("alice")()
+	mustRefuse("alice", "limit per user")
+	defer mustOpen("bob")()
+	mustRefuse("bob", "its limit") // three open: the server's limit
+	closeAlice()
+	waitSubscribers(t, changes, "apps", 2)
+	defer mustOpen("bob")()
+	mustRefuse("carol", "its limit")
 }
