@@ -133,7 +133,8 @@ func NewOptions() *Options {
 var flagpoleAdmissionPlugins = []string{references.PluginName}
 
 // admissionInitializers makes the informers Flagpole's plugins (and server)
-// read from, on the loopback client, as sample-apiserver does.
+// read from, as sample-apiserver does; those of Flagpole's own kinds read
+// the server's stores in process (LocalInformers), not the loopback client.
 func (o *Options) admissionInitializers(c *genericapiserver.RecommendedConfig) ([]admission.PluginInitializer, error) {
 	client, err := clientset.NewForConfig(c.LoopbackClientConfig)
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package evaluation serves flag evaluation: the flags/evaluate subresource
 // and the create-only evaluations resource. Both answer from in-memory state
-// fed by watches (informers on the server's loopback client), never from an
+// fed by watches (informers on the server's own stores), never from an
 // etcd read per request.
 package evaluation
 
