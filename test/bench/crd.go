@@ -341,10 +341,12 @@ func crdRound(ctx context.Context, cfg config, run *crdRun, p *apiPath, round in
 	}
 	profiled := make(chan struct{})
 	if cfg.createProfile > 0 && round == 0 && p.short == "agg" {
-		// A creates round is over in about a second: profile its first second.
+		// A round of 1,000 creates is over in about a second: profile at
+		// most its first second unless -crd-objects makes it longer.
+		profileFor := min(cfg.createProfile, time.Duration(cfg.crdObjects)*time.Millisecond)
 		go func() {
 			defer close(profiled)
-			saveCreateProfile(ctx, config{outDir: cfg.outDir, createProfile: time.Second}, run.flagpoleDebug, "flagpole-apiserver-aggregated")
+			saveCreateProfile(ctx, config{outDir: cfg.outDir, createProfile: profileFor}, run.flagpoleDebug, "flagpole-apiserver-aggregated")
 		}()
 	} else {
 		close(profiled)
