@@ -42,14 +42,15 @@ func (*REST) Categories() []string { return []string{"flagpole"} }
 // NewStorage builds the etcd-backed storage for flags and flags/status;
 // compile checks CEL expressions on write (expression.Compile); status
 // derives the status a write stores (NewStrategy).
-func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, compile validation.CompileFunc, status StatusFunc) (_ Storage, err error) {
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, compile validation.CompileFunc, status StatusFunc) (Storage, error) {
 	if compile == nil {
 		return Storage{}, errors.New("flag storage needs an expression compiler")
 	}
-	strategy := NewStrategy(scheme, compile, status)
-	if strategy.storage, err = guard.StorageCodec(optsGetter, flagpole.Resource("flags"), &flagpole.Flag{}); err != nil {
+	codec, err := guard.StorageCodec(optsGetter, flagpole.Resource("flags"), &flagpole.Flag{})
+	if err != nil {
 		return Storage{}, err
 	}
+	strategy := NewStrategy(scheme, codec, compile, status)
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &flagpole.Flag{} },
 		NewListFunc:               func() runtime.Object { return &flagpole.FlagList{} },

@@ -47,13 +47,14 @@ type Strategy struct {
 // computes the same function later, when a segment or the time changes it.
 type StatusFunc func(*flagpole.Flag) flagpole.FlagStatus
 
-// NewStrategy returns the strategy for flags. compile checks CEL
+// NewStrategy returns the strategy for flags. storage is the store's storage
+// codec, which the stored-size check measures with. compile checks CEL
 // expressions (expression.Compile in the server): required, so that
 // validation never runs without it. status, when set, fills in the status of
 // every write that creates a flag or changes its spec, in that same write;
 // without it status waits for the controller.
-func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc, status StatusFunc) Strategy {
-	return Strategy{scheme, names.SimpleNameGenerator, guard.JSONStorage(scheme), compile, status}
+func NewStrategy(scheme *runtime.Scheme, storage runtime.Encoder, compile validation.CompileFunc, status StatusFunc) Strategy {
+	return Strategy{scheme, names.SimpleNameGenerator, storage, compile, status}
 }
 
 var (

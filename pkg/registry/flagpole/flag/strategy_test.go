@@ -20,6 +20,7 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
 	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/expression"
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 )
 
 func newFlag() *flagpole.Flag {
@@ -42,7 +43,7 @@ func newFlag() *flagpole.Flag {
 func testStrategy() Strategy {
 	scheme := runtime.NewScheme()
 	install.Install(scheme)
-	return NewStrategy(scheme, expression.Compile, nil)
+	return NewStrategy(scheme, guard.JSONStorage(scheme), expression.Compile, nil)
 }
 
 // The strategy runs the engine's compiler: an expression the engine cannot
@@ -302,7 +303,7 @@ func TestStatusDerivedInTheWrite(t *testing.T) {
 		derived = append(derived, f.Generation)
 		return flagpole.FlagStatus{ObservedGeneration: f.Generation, Conditions: []metav1.Condition{{Type: flagpole.FlagConditionReady, Status: metav1.ConditionTrue, Reason: "Derived"}}}
 	}
-	s := NewStrategy(scheme, expression.Compile, status)
+	s := NewStrategy(scheme, guard.JSONStorage(scheme), expression.Compile, status)
 	ctx := genericapirequest.WithNamespace(context.Background(), "default")
 
 	f := newFlag()

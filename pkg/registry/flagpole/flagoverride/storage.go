@@ -34,11 +34,12 @@ func (*REST) Categories() []string { return []string{"flagpole"} }
 
 // NewREST builds the etcd-backed storage for overrides, each stored with a
 // lease that lapses at its expiresAt.
-func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (_ *REST, err error) {
-	strategy := NewStrategy(scheme, clock.RealClock{})
-	if strategy.storage, err = guard.StorageCodec(optsGetter, flagpole.Resource("flagoverrides"), &flagpole.FlagOverride{}); err != nil {
+func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*REST, error) {
+	codec, err := guard.StorageCodec(optsGetter, flagpole.Resource("flagoverrides"), &flagpole.FlagOverride{})
+	if err != nil {
 		return nil, err
 	}
+	strategy := NewStrategy(scheme, codec, clock.RealClock{})
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &flagpole.FlagOverride{} },
 		NewListFunc:               func() runtime.Object { return &flagpole.FlagOverrideList{} },

@@ -36,9 +36,10 @@ type Strategy struct {
 	clock   clock.PassiveClock
 }
 
-// NewStrategy returns the strategy for overrides.
-func NewStrategy(scheme *runtime.Scheme, c clock.PassiveClock) Strategy {
-	return Strategy{scheme, names.SimpleNameGenerator, guard.JSONStorage(scheme), c}
+// NewStrategy returns the strategy for overrides. storage is the store's
+// storage codec, which the stored-size check measures with.
+func NewStrategy(scheme *runtime.Scheme, storage runtime.Encoder, c clock.PassiveClock) Strategy {
+	return Strategy{scheme, names.SimpleNameGenerator, storage, c}
 }
 
 func (Strategy) NamespaceScoped() bool { return true }

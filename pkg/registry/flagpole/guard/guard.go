@@ -256,8 +256,8 @@ func StorageCodec(optsGetter generic.RESTOptionsGetter, resource schema.GroupRes
 	return opts.StorageConfig.Codec, nil
 }
 
-// JSONStorage is the storage encoding of --storage-media-type=application/json:
-// what the strategies measure with until their store gives them its own.
+// JSONStorage is the storage encoding of --storage-media-type=application/json,
+// for strategies made without a store (tests).
 func JSONStorage(scheme *runtime.Scheme) runtime.Encoder {
 	return serializer.NewCodecFactory(scheme).LegacyCodec(v1beta1.SchemeGroupVersion)
 }

@@ -33,14 +33,15 @@ func (*REST) Categories() []string { return []string{"flagpole"} }
 
 // NewREST builds the etcd-backed storage for segments; compile checks CEL
 // expressions on write (expression.Compile).
-func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, compile validation.CompileFunc) (_ *REST, err error) {
+func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, compile validation.CompileFunc) (*REST, error) {
 	if compile == nil {
 		return nil, errors.New("segment storage needs an expression compiler")
 	}
-	strategy := NewStrategy(scheme, compile)
-	if strategy.storage, err = guard.StorageCodec(optsGetter, flagpole.Resource("segments"), &flagpole.Segment{}); err != nil {
+	codec, err := guard.StorageCodec(optsGetter, flagpole.Resource("segments"), &flagpole.Segment{})
+	if err != nil {
 		return nil, err
 	}
+	strategy := NewStrategy(scheme, codec, compile)
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &flagpole.Segment{} },
 		NewListFunc:               func() runtime.Object { return &flagpole.SegmentList{} },

@@ -31,11 +31,12 @@ type Strategy struct {
 
 var _ rest.RESTCreateUpdateStrategy = Strategy{}
 
-// NewStrategy returns the strategy for segments. compile checks the CEL
+// NewStrategy returns the strategy for segments. storage is the store's
+// storage codec, which the stored-size check measures with. compile checks the CEL
 // predicate (expression.Compile in the server): required, so that validation
 // never runs without it.
-func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc) Strategy {
-	return Strategy{scheme, names.SimpleNameGenerator, guard.JSONStorage(scheme), compile}
+func NewStrategy(scheme *runtime.Scheme, storage runtime.Encoder, compile validation.CompileFunc) Strategy {
+	return Strategy{scheme, names.SimpleNameGenerator, storage, compile}
 }
 
 func (Strategy) NamespaceScoped() bool { return true }
