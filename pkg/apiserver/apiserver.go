@@ -4,6 +4,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -29,10 +30,11 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/controllers/flagstatus"
 	"github.com/flagpole-dev/flagpole/pkg/controllers/leaderelection"
 	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+	"github.com/flagpole-dev/flagpole/pkg/evaluator"
+	evaluationmetrics "github.com/flagpole-dev/flagpole/pkg/evaluator/metrics"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
-	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 	"github.com/flagpole-dev/flagpole/pkg/ofrep"
-	evaluationregistry "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/evaluation"
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/evaluations"
 	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/expression"
 	flagstorage "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/flag"
 	flagoverridestorage "github.com/flagpole-dev/flagpole/pkg/registry/flagpole/flagoverride"
@@ -64,14 +66,12 @@ func init() {
 
 // ExtraConfig is Flagpole's own configuration beyond the generic server's.
 type ExtraConfig struct {
-	// Informers watch Flagpole's own objects; the evaluator, the status
-	// controller and admission read from them. The server starts them once
-	// it serves.
-	Informers informers.SharedInformerFactory
-	// LocalInformers, when set, has registered the factory's informers to
-	// list and watch the server's own stores in process; New hands it the
-	// stores. Without it they go through the loopback client.
-	LocalInformers *LocalInformers
+	// Informers hold Flagpole's own objects, read from the server's stores
+	// (New hands it them): the evaluator, the status controller, OFREP's
+	// change events and admission read from them. The admission chain in
+	// GenericConfig must have been given the same factory. The server starts
+	// them once it serves. Required.
+	Informers *LocalInformers
 	// EventStreams bounds OFREP's open event streams.
 	EventStreams ofrep.StreamLimits
 
@@ -132,13 +132,17 @@ func (cfg *Config) Complete() CompletedConfig {
 
 // New builds the server and installs the flagpole.dev API group.
 func (c completedConfig) New() (*Server, error) {
+	if c.ExtraConfig.Informers == nil {
+		return nil, errors.New("flagpole apiserver: ExtraConfig.Informers is required")
+	}
 	genericServer, err := c.GenericConfig.New("flagpole-apiserver", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{GenericAPIServer: genericServer}
+	factory := c.ExtraConfig.Informers.Factory()
 
-	evaluator, err := evaluationregistry.NewEvaluator(c.ExtraConfig.Informers, clock.RealClock{})
+	source, err := evaluator.New(factory, clock.RealClock{}, evaluationmetrics.Observer())
 	if err != nil {
 		return nil, err
 	}
@@ -147,12 +151,10 @@ func (c completedConfig) New() (*Server, error) {
 		return nil, err
 	}
 	// The controllers are made afresh for each term of leadership, once the
-	// informers run; their informers must be known to the factory before it
-	// starts.
-	c.ExtraConfig.Informers.Flagpole().V1beta1().Flags().Informer()
-	c.ExtraConfig.Informers.Flagpole().V1beta1().Segments().Informer()
+	// informers run; the informers they read are the evaluator's, known to
+	// the factory before it starts.
 	runControllers := func(ctx context.Context) error {
-		statusController, err := flagstatus.New(client, c.ExtraConfig.Informers, clock.RealClock{})
+		statusController, err := flagstatus.New(client, factory, source, clock.RealClock{})
 		if err != nil {
 			return err
 		}
@@ -160,12 +162,12 @@ func (c completedConfig) New() (*Server, error) {
 		return nil
 	}
 
-	changes, err := ofrep.NewChanges(c.ExtraConfig.Informers, clock.RealClock{}, c.ExtraConfig.EventStreams)
+	changes, err := ofrep.NewChanges(factory, clock.RealClock{}, c.ExtraConfig.EventStreams)
 	if err != nil {
 		return nil, err
 	}
 	s.GenericAPIServer.Handler.NonGoRestfulMux.HandlePrefix(ofrep.PathPrefix,
-		ofrep.NewHandler(ofrepEvaluator{evaluator}, changes, http.NotFoundHandler()))
+		ofrep.NewHandler(ofrepEvaluator{source}, changes, http.NotFoundHandler()))
 	if err := s.GenericAPIServer.AddPreShutdownHook("close-ofrep-event-streams", func() error {
 		changes.Close()
 		return nil
@@ -174,15 +176,13 @@ func (c completedConfig) New() (*Server, error) {
 	}
 
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(flagpole.GroupName, Scheme, metav1.ParameterCodec, Codecs)
-	v1beta1Storage, err := c.v1beta1Storage(evaluator)
+	v1beta1Storage, err := c.v1beta1Storage(source)
 	if err != nil {
 		return nil, err
 	}
 	apiGroupInfo.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = v1beta1Storage
-	if c.ExtraConfig.LocalInformers != nil {
-		if err := c.ExtraConfig.LocalInformers.Serve(v1beta1Storage); err != nil {
-			return nil, err
-		}
+	if err := c.ExtraConfig.Informers.Serve(v1beta1Storage); err != nil {
+		return nil, err
 	}
 	if err := s.GenericAPIServer.InstallAPIGroup(&apiGroupInfo); err != nil {
 		return nil, err
@@ -196,12 +196,12 @@ func (c completedConfig) New() (*Server, error) {
 	// Evaluation answers from watch-fed memory; until that has synced the
 	// server is not ready.
 	if err := s.GenericAPIServer.AddReadyzChecks(healthz.NamedCheck("flag-evaluation-state", func(*http.Request) error {
-		return evaluator.Check()
+		return source.Check()
 	})); err != nil {
 		return nil, err
 	}
 	if err := s.GenericAPIServer.AddPostStartHook("start-flagpole-informers", func(ctx genericapiserver.PostStartHookContext) error {
-		c.ExtraConfig.Informers.Start(ctx.Done())
+		factory.Start(ctx.Done())
 		return nil
 	}); err != nil {
 		return nil, err
@@ -287,12 +287,12 @@ func (c completedConfig) electionIdentity() string {
 	return leaderelection.DefaultIdentity()
 }
 
-func (c completedConfig) v1beta1Storage(evaluator *evaluationregistry.Evaluator) (map[string]rest.Storage, error) {
+func (c completedConfig) v1beta1Storage(source *evaluator.Evaluator) (map[string]rest.Storage, error) {
 	getter := c.GenericConfig.RESTOptionsGetter
 	// A flag's status is derived in the write that changes its spec, from
 	// the segments the informers know; the controller writes only when they
 	// or the time change it later.
-	status := flagstatus.AtWrite(c.ExtraConfig.Informers.Flagpole().V1beta1().Segments().Lister(), clock.RealClock{})
+	status := flagstatus.AtWrite(source, clock.RealClock{})
 	flags, err := flagstorage.NewStorage(Scheme, getter, expression.Compile, status)
 	if err != nil {
 		return nil, err
@@ -308,17 +308,17 @@ func (c completedConfig) v1beta1Storage(evaluator *evaluationregistry.Evaluator)
 	return map[string]rest.Storage{
 		"flags":          flags.Flag,
 		"flags/status":   flags.Status,
-		"flags/evaluate": evaluationregistry.NewEvaluateREST(evaluator),
+		"flags/evaluate": evaluations.NewEvaluateREST(source),
 		"segments":       segments,
 		"flagoverrides":  overrides,
-		"evaluations":    evaluationregistry.NewBulkREST(evaluator),
+		"evaluations":    evaluations.NewBulkREST(source),
 	}, nil
 }
 
 // ofrepEvaluator adapts the evaluator to OFREP, whose requests carry no flag
 // type and whose bulk evaluation is every flag of the namespace.
 type ofrepEvaluator struct {
-	*evaluationregistry.Evaluator
+	*evaluator.Evaluator
 }
 
 func (e ofrepEvaluator) Evaluate(ctx context.Context, namespace, key string, c *evaluation.Context) (v1beta1.FlagEvaluation, bool) {

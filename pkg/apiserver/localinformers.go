@@ -19,22 +19,23 @@ import (
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 )
 
-// LocalInformers feeds the informers of Flagpole's own kinds from the
-// server's own registry stores (list and watch served by the watch cache,
-// in process) instead of through the loopback client. The evaluator, the
-// status controller, admission and OFREP's change events read the same
-// listers as before; what goes away is, for every write, encoding the event
-// for a loopback watcher, sending it over TLS and HTTP/2 and decoding it
-// again. Authorization does not apply: these are the server's own reads.
+// LocalInformers is the informer factory of Flagpole's own kinds, fed from
+// the server's own registry stores (list and watch served by the watch cache,
+// in process) rather than through a client. The evaluator, the status
+// controller, admission and OFREP's change events read its listers; what
+// a client would add is, for every write, encoding the event for a loopback
+// watcher, sending it over TLS and HTTP/2 and decoding it again.
+// Authorization does not apply: these are the server's own reads.
 //
-// The informers must be registered (NewLocalInformers) before anything asks
-// the factory for them, and the stores handed over (Serve) before the
-// factory starts; until then their lists and watches wait.
+// The factory has no client: Flags, Segments and FlagOverrides are its only
+// informers, all registered here before anyone can ask for them. Their
+// lists and watches wait until the stores are handed over (Serve).
 type LocalInformers struct {
-	scheme *runtime.Scheme
-	mu     sync.Mutex
-	stores map[string]localStore
-	served chan struct{}
+	factory informers.SharedInformerFactory
+	scheme  *runtime.Scheme
+	mu      sync.Mutex
+	stores  map[string]localStore
+	served  chan struct{}
 }
 
 type localStore interface {
@@ -53,13 +54,20 @@ var localResources = []struct {
 	{"flagoverrides", &v1beta1.FlagOverride{}},
 }
 
-// NewLocalInformers registers informers for Flags, Segments and
-// FlagOverrides with factory that list and watch through the stores Serve
-// is given.
-func NewLocalInformers(factory informers.SharedInformerFactory, scheme *runtime.Scheme) *LocalInformers {
-	l := &LocalInformers{scheme: scheme, stores: map[string]localStore{}, served: make(chan struct{})}
+// NewLocalInformers returns the factory of informers for Flags, Segments and
+// FlagOverrides that list and watch through the stores Serve is given, and
+// hold each object trimmed (TrimForInformers).
+func NewLocalInformers(scheme *runtime.Scheme) *LocalInformers {
+	l := &LocalInformers{
+		// No client: every informer of the factory is registered below, so
+		// the generated informers never build one of their own with it.
+		factory: informers.NewSharedInformerFactoryWithOptions(nil, 0, informers.WithTransform(TrimForInformers)),
+		scheme:  scheme,
+		stores:  map[string]localStore{},
+		served:  make(chan struct{}),
+	}
 	for _, r := range localResources {
-		factory.InformerFor(r.example, func(_ clientset.Interface, resync time.Duration) cache.SharedIndexInformer {
+		l.factory.InformerFor(r.example, func(_ clientset.Interface, resync time.Duration) cache.SharedIndexInformer {
 			// The namespace index, as the generated informers have: the
 			// listers' per-namespace reads use it.
 			return cache.NewSharedIndexInformer(l.listWatch(r.resource), r.example, resync,
@@ -68,6 +76,9 @@ func NewLocalInformers(factory informers.SharedInformerFactory, scheme *runtime.
 	}
 	return l
 }
+
+// Factory is the informer factory; start it once the stores are served.
+func (l *LocalInformers) Factory() informers.SharedInformerFactory { return l.factory }
 
 // Serve hands over the stores, by resource ("flags", ...), and lets the
 // informers' lists and watches run.

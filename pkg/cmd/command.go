@@ -22,8 +22,9 @@ func NewCommand(ctx context.Context) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "flagpole-apiserver",
 		Short: "Serve feature flags as a Kubernetes API (flagpole.dev)",
-		Long: `flagpole-apiserver serves the flagpole.dev API group: Flags and Segments,
-stored in its own etcd.
+		Long: `flagpole-apiserver serves the flagpole.dev API group: Flags, Segments,
+FlagOverrides and evaluation, stored in its own etcd, and OFREP for
+applications.
 
 Standalone (the default outside a cluster): embedded etcd under --data-dir, a
 local CA, and an admin kubeconfig written to <data-dir>/kubeconfig.
@@ -39,13 +40,14 @@ is the etcd given by --etcd-servers.`,
 				return err
 			}
 			cliflag.PrintFlags(c.Flags())
-			if err := o.Complete(); err != nil {
+			completed, err := o.Complete()
+			if err != nil {
 				return err
 			}
-			if err := o.Validate(); err != nil {
+			if err := completed.Validate(); err != nil {
 				return err
 			}
-			return o.Run(c.Context())
+			return completed.Run(c.Context())
 		},
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {

@@ -26,17 +26,23 @@ func parse(t *testing.T, args ...string) *Options {
 	return o
 }
 
+func complete(t *testing.T, o *Options) CompletedOptions {
+	t.Helper()
+	c, err := o.Complete()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func TestModeSelection(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	t.Setenv("KUBERNETES_SERVICE_PORT", "")
 	dir := t.TempDir()
 
-	o := parse(t, "--data-dir", dir)
-	if err := o.Complete(); err != nil {
-		t.Fatal(err)
-	}
-	if !o.embedEtcd || !o.localAuth {
-		t.Fatalf("no flags outside a pod: embedEtcd=%v localAuth=%v, want standalone", o.embedEtcd, o.localAuth)
+	o := complete(t, parse(t, "--data-dir", dir))
+	if !o.embedEtcd || !o.standalone {
+		t.Fatalf("no flags outside a pod: embedEtcd=%v localAuth=%v, want standalone", o.embedEtcd, o.standalone)
 	}
 	if err := o.Validate(); err != nil {
 		t.Fatalf("standalone defaults do not validate: %v", err)
@@ -57,12 +63,9 @@ func TestModeSelection(t *testing.T) {
 
 	// --kubeconfig, parsed after the options were built, selects delegated
 	// authentication; --etcd-servers selects external storage.
-	o = parse(t, "--data-dir", dir, "--kubeconfig", "/k", "--etcd-servers", "http://127.0.0.1:2379")
-	if err := o.Complete(); err != nil {
-		t.Fatal(err)
-	}
-	if o.embedEtcd || o.localAuth {
-		t.Fatalf("delegated flags: embedEtcd=%v localAuth=%v", o.embedEtcd, o.localAuth)
+	o = complete(t, parse(t, "--data-dir", dir, "--kubeconfig", "/k", "--etcd-servers", "http://127.0.0.1:2379"))
+	if o.embedEtcd || o.standalone {
+		t.Fatalf("delegated flags: embedEtcd=%v localAuth=%v", o.embedEtcd, o.standalone)
 	}
 	if o.RecommendedOptions.CoreAPI == nil || o.RecommendedOptions.Admission == nil {
 		t.Error("delegated mode keeps CoreAPI and admission")
@@ -72,12 +75,9 @@ func TestModeSelection(t *testing.T) {
 	}
 
 	// Either mode axis alone.
-	o = parse(t, "--data-dir", dir, "--authentication-kubeconfig", "/k")
-	if err := o.Complete(); err != nil {
-		t.Fatal(err)
-	}
-	if !o.embedEtcd || o.localAuth {
-		t.Errorf("--authentication-kubeconfig alone: embedEtcd=%v localAuth=%v", o.embedEtcd, o.localAuth)
+	o = complete(t, parse(t, "--data-dir", dir, "--authentication-kubeconfig", "/k"))
+	if !o.embedEtcd || o.standalone {
+		t.Errorf("--authentication-kubeconfig alone: embedEtcd=%v localAuth=%v", o.embedEtcd, o.standalone)
 	}
 }
 
@@ -96,10 +96,7 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--secure-port", "0"}, "--secure-port 0"},
 		{[]string{"--max-ofrep-event-streams-per-user", "-1"}, "must not be negative"},
 	} {
-		o := parse(t, append([]string{"--data-dir", t.TempDir()}, tc.args...)...)
-		if err := o.Complete(); err != nil {
-			t.Fatal(err)
-		}
+		o := complete(t, parse(t, append([]string{"--data-dir", t.TempDir()}, tc.args...)...))
 		err := o.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want one containing %q", tc.args, err, tc.want)
@@ -112,21 +109,15 @@ func TestInPodNeedsExplicitStorage(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
 	t.Setenv("KUBERNETES_SERVICE_PORT", "443")
 
-	o := parse(t, "--data-dir", t.TempDir())
-	if err := o.Complete(); err != nil {
-		t.Fatal(err)
-	}
-	if o.embedEtcd || o.localAuth {
-		t.Fatalf("in a pod: embedEtcd=%v localAuth=%v", o.embedEtcd, o.localAuth)
+	o := complete(t, parse(t, "--data-dir", t.TempDir()))
+	if o.embedEtcd || o.standalone {
+		t.Fatalf("in a pod: embedEtcd=%v localAuth=%v", o.embedEtcd, o.standalone)
 	}
 	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--etcd-servers is required") {
 		t.Errorf("error = %v", err)
 	}
 
-	o = parse(t, "--data-dir", t.TempDir(), "--embedded-etcd")
-	if err := o.Complete(); err != nil {
-		t.Fatal(err)
-	}
+	o = complete(t, parse(t, "--data-dir", t.TempDir(), "--embedded-etcd"))
 	if !o.embedEtcd {
 		t.Error("--embedded-etcd must embed etcd inside a pod")
 	}
@@ -147,13 +138,37 @@ func TestBindAddressDefault(t *testing.T) {
 		{[]string{"--kubeconfig", "/k"}, "0.0.0.0"},
 		{[]string{"--kubeconfig", "/k", "--bind-address", "10.0.0.7"}, "10.0.0.7"},
 	} {
-		o := parse(t, append([]string{"--data-dir", t.TempDir()}, tc.args...)...)
-		if err := o.Complete(); err != nil {
-			t.Fatal(err)
-		}
+		o := complete(t, parse(t, append([]string{"--data-dir", t.TempDir()}, tc.args...)...))
 		if got := o.RecommendedOptions.SecureServing.BindAddress.String(); got != tc.want {
 			t.Errorf("%v: bind address %s, want %s", tc.args, got, tc.want)
 		}
+	}
+}
+
+// Complete works on a copy: the options stay as parsed, so completing them
+// again (or in the other mode) starts from the flags, not from the last
+// completion's defaults.
+func TestCompleteLeavesOptionsAsParsed(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	o := parse(t, "--data-dir", t.TempDir())
+	c := complete(t, o)
+	if !c.standalone || c.RecommendedOptions.CoreAPI != nil || c.RecommendedOptions.SecureServing.BindAddress == nil {
+		t.Fatalf("standalone not completed: %+v", c.completedOptions)
+	}
+	rec := o.RecommendedOptions
+	if rec.CoreAPI == nil || rec.Admission == nil || !rec.Features.EnablePriorityAndFairness {
+		t.Error("Complete dropped CoreAPI, admission or APF from the parsed options")
+	}
+	if rec.SecureServing.BindAddress != nil || rec.SecureServing.ServerCert.CertDirectory != "" || rec.SecureServing.ServerCert.CertKey.CertFile != "" {
+		t.Error("Complete filled serving defaults into the parsed options")
+	}
+	if rec.Authentication.ClientCert.ClientCA != "" || rec.Authentication.SkipInClusterLookup || len(rec.Authorization.AlwaysAllowGroups) != 1 {
+		t.Errorf("Complete changed the parsed authentication/authorization options: client CA %q, skip lookup %v, always allow %v",
+			rec.Authentication.ClientCert.ClientCA, rec.Authentication.SkipInClusterLookup, rec.Authorization.AlwaysAllowGroups)
+	}
+	if again := complete(t, o); again.completedOptions == c.completedOptions || !again.standalone {
+		t.Error("a second Complete did not make its own completed options")
 	}
 }
 
@@ -163,10 +178,7 @@ func TestCompleteWritesNothing(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	t.Setenv("KUBERNETES_SERVICE_PORT", "")
 	dir := filepath.Join(t.TempDir(), "data")
-	o := parse(t, "--data-dir", dir, "--goaway-chance", "0.5")
-	if err := o.Complete(); err != nil {
-		t.Fatal(err)
-	}
+	o := complete(t, parse(t, "--data-dir", dir, "--goaway-chance", "0.5"))
 	if err := o.Validate(); err == nil {
 		t.Fatal("--goaway-chance 0.5 validated")
 	}

@@ -20,23 +20,7 @@ func (p *Provider) Evaluate(ctx context.Context, key string, want v1beta1.FlagTy
 	if err != nil {
 		return evaluation.InvalidContext(key, err), true
 	}
-	flag, err := p.flags.Get(key)
-	if err != nil {
-		return evaluation.NotFound(key), false
-	}
-	compiled := p.compiled.Get(flag, func(name string) *v1beta1.Segment {
-		s, err := p.segments.Get(name)
-		if err != nil {
-			return nil
-		}
-		return s
-	})
-	objs, _ := p.overrides.ByIndex(overridesByFlag, key)
-	var overrides []*v1beta1.FlagOverride
-	for _, o := range objs {
-		overrides = append(overrides, o.(*v1beta1.FlagOverride))
-	}
-	return compiled.Evaluate(ctx, flag, overrides, evaluation.Request{Context: c, ExpectedType: want, Now: p.clock.Now()}), true
+	return p.source.Evaluate(ctx, p.namespace, key, c, want)
 }
 
 // contextFrom turns the SDK's flattened context into the engine's, through

@@ -10,29 +10,23 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
 	of "github.com/open-feature/go-sdk/openfeature"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
-	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+	"github.com/flagpole-dev/flagpole/pkg/evaluator"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
-	listers "github.com/flagpole-dev/flagpole/pkg/generated/listers/flagpole/v1beta1"
 )
 
 // ProviderName is the provider's name in OpenFeature metadata and events.
 const ProviderName = "flagpole"
-
-// overridesByFlag indexes FlagOverrides by the flag they override.
-const overridesByFlag = "flag"
 
 // DefaultSyncTimeout bounds how long Init waits for the first full state.
 const DefaultSyncTimeout = 30 * time.Second
@@ -50,11 +44,7 @@ func WithClock(c clock.PassiveClock) Option { return func(p *Provider) { p.clock
 type Provider struct {
 	namespace   string
 	factory     informers.SharedInformerFactory
-	flags       listers.FlagNamespaceLister
-	segments    listers.SegmentNamespaceLister
-	overrides   cache.Indexer // indexed by spec.flag
-	synced      []cache.InformerSynced
-	compiled    *evaluation.Cache
+	source      *evaluator.Evaluator
 	clock       clock.PassiveClock
 	syncTimeout time.Duration
 
@@ -104,7 +94,6 @@ func newProvider(client clientset.Interface, namespace string, opts ...Option) (
 	p := &Provider{
 		namespace:   namespace,
 		factory:     informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace)),
-		compiled:    evaluation.NewCache(),
 		clock:       clock.RealClock{},
 		syncTimeout: DefaultSyncTimeout,
 		events:      make(chan of.Event, 64),
@@ -113,24 +102,15 @@ func newProvider(client clientset.Interface, namespace string, opts ...Option) (
 	for _, o := range opts {
 		o(p)
 	}
-	v1 := p.factory.Flagpole().V1beta1()
-	flagInformer, segmentInformer, overrideInformer := v1.Flags(), v1.Segments(), v1.FlagOverrides()
-	p.flags = flagInformer.Lister().Flags(namespace)
-	p.segments = segmentInformer.Lister().Segments(namespace)
-	// Each evaluation needs only its own flag's overrides: an index, not a
-	// list of the namespace's overrides per call.
-	if err := overrideInformer.Informer().AddIndexers(cache.Indexers{overridesByFlag: func(obj any) ([]string, error) {
-		if o, ok := obj.(*v1beta1.FlagOverride); ok {
-			return []string{o.Spec.Flag}, nil
-		}
-		return nil, nil
-	}}); err != nil {
+	// The server's evaluation source, on this namespace's watches: the same
+	// answers as OFREP for the same state.
+	source, err := evaluator.New(p.factory, p.clock)
+	if err != nil {
 		return nil, err
 	}
-	p.overrides = overrideInformer.Informer().GetIndexer()
-	for _, inf := range []cache.SharedIndexInformer{flagInformer.Informer(), segmentInformer.Informer(), overrideInformer.Informer()} {
-		p.synced = append(p.synced, inf.HasSynced)
-	}
+	p.source = source
+	v1 := p.factory.Flagpole().V1beta1()
+	flagInformer, segmentInformer, overrideInformer := v1.Flags(), v1.Segments(), v1.FlagOverrides()
 	handlers := []struct {
 		informer cache.SharedIndexInformer
 		changed  func(obj any) []string
@@ -149,7 +129,7 @@ func newProvider(client clientset.Interface, namespace string, opts ...Option) (
 		if _, err := h.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { p.configChanged(changed(obj)) },
 			UpdateFunc: func(_, obj any) { p.configChanged(changed(obj)) },
-			DeleteFunc: func(obj any) { p.configChanged(changed(unwrapTombstone(obj))) },
+			DeleteFunc: func(obj any) { p.configChanged(changed(evaluator.Unwrap(obj))) },
 		}); err != nil {
 			return nil, err
 		}
@@ -180,7 +160,7 @@ func (p *Provider) Init(of.EvaluationContext) error {
 		case <-ctx.Done():
 		}
 	}()
-	if !cache.WaitForCacheSync(ctx.Done(), p.synced...) {
+	if !cache.WaitForCacheSync(ctx.Done(), p.source.HasSynced) {
 		return fmt.Errorf("flagpole: namespace %q did not sync within %s", p.namespace, p.syncTimeout)
 	}
 	p.mu.Lock()
@@ -248,32 +228,19 @@ func (p *Provider) observe(resp *http.Response, err error) {
 
 // flagsNaming lists the flags whose rules name the segment obj.
 func (p *Provider) flagsNaming(obj any) []string {
-	s, ok := unwrapTombstone(obj).(*v1beta1.Segment)
+	s, ok := evaluator.Unwrap(obj).(*v1beta1.Segment)
 	if !ok {
 		return nil
 	}
-	flags, _ := p.flags.List(labels.Everything())
 	var keys []string
-	for _, f := range flags {
-		for _, r := range f.Spec.Rules {
-			if slices.Contains(r.Segments, s.Name) {
-				keys = append(keys, f.Name)
-				break
-			}
-		}
+	for _, f := range p.source.FlagsNaming(s) {
+		keys = append(keys, f.Name)
 	}
 	return keys
 }
 
-func unwrapTombstone(obj any) any {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		return tomb.Obj
-	}
-	return obj
-}
-
 func nameOf(obj any) string {
-	if f, ok := unwrapTombstone(obj).(*v1beta1.Flag); ok {
+	if f, ok := evaluator.Unwrap(obj).(*v1beta1.Flag); ok {
 		return f.Name
 	}
 	return ""

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/klog/v2"
@@ -37,7 +36,8 @@ const AppTokenFile = "app-token"
 // token for AppUser in EvaluatorsGroup, unless tokens.csv exists. Both files
 // are readable by the owner only.
 func EnsureAppToken(dir string) (tokensFile string, err error) {
-	tokensFile = filepath.Join(dir, TokensFile)
+	layout := Layout{DataDir: dir}
+	tokensFile = layout.TokensFile()
 	if _, err := os.Stat(tokensFile); err == nil {
 		return tokensFile, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -51,14 +51,14 @@ func EnsureAppToken(dir string) (tokensFile string, err error) {
 		return "", err
 	}
 	token := base64.RawURLEncoding.EncodeToString(secret)
-	if err := os.WriteFile(filepath.Join(dir, AppTokenFile), []byte(token+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(layout.AppTokenFile(), []byte(token+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	line := fmt.Sprintf("%s,%s,%s,%q\n", token, AppUser, AppUser, EvaluatorsGroup)
 	if err := os.WriteFile(tokensFile, []byte(line), 0o600); err != nil {
 		return "", err
 	}
-	klog.InfoS("Standalone mode: application token written", "file", filepath.Join(dir, AppTokenFile), "user", AppUser, "group", EvaluatorsGroup)
+	klog.InfoS("Standalone mode: application token written", "file", layout.AppTokenFile(), "user", AppUser, "group", EvaluatorsGroup)
 	return tokensFile, nil
 }
 

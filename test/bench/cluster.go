@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flagpole-dev/flagpole/pkg/standalone"
 	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 	"github.com/flagpole-dev/flagpole/test/process"
 )
@@ -158,8 +159,10 @@ func startFlagpole(ctx context.Context, e *env, bin string) (*flagpole, error) {
 	}
 	f := &flagpole{url: "https://127.0.0.1:" + strconv.Itoa(port), server: server}
 	// The PKI and token files appear during start-up: load them on each try.
+	layout := standalone.Layout{DataDir: dataDir}
+	pki := layout.PKI()
 	err = tcluster.WaitFor(ctx, server, 90*time.Second, func() error {
-		caPEM, err := os.ReadFile(filepath.Join(dataDir, "pki", "ca.crt"))
+		caPEM, err := os.ReadFile(pki.CACertFile())
 		if err != nil {
 			return err
 		}
@@ -167,10 +170,10 @@ func startFlagpole(ctx context.Context, e *env, bin string) (*flagpole, error) {
 		if !f.roots.AppendCertsFromPEM(caPEM) {
 			return errors.New("no certificate in ca.crt")
 		}
-		if f.admin, err = tls.LoadX509KeyPair(filepath.Join(dataDir, "pki", "admin.crt"), filepath.Join(dataDir, "pki", "admin.key")); err != nil {
+		if f.admin, err = tls.LoadX509KeyPair(pki.AdminCertFile(), pki.AdminKeyFile()); err != nil {
 			return err
 		}
-		token, err := os.ReadFile(filepath.Join(dataDir, "app-token"))
+		token, err := os.ReadFile(layout.AppTokenFile())
 		if err != nil {
 			return err
 		}

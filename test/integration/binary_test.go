@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/flagpole-dev/flagpole/pkg/standalone"
 )
 
 // binaryServer is flagpole-apiserver run as a child process, exactly as a
@@ -85,7 +87,7 @@ func repoRoot(t *testing.T) string {
 func startBinary(t *testing.T, bin string) *binaryServer {
 	t.Helper()
 	dataDir := filepath.Join(t.TempDir(), "data")
-	s := &binaryServer{DataDir: dataDir, Kubeconfig: filepath.Join(dataDir, "kubeconfig"), Log: &syncBuffer{}, done: make(chan struct{})}
+	s := &binaryServer{DataDir: dataDir, Kubeconfig: standalone.Layout{DataDir: dataDir}.Kubeconfig(), Log: &syncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(bin, "--data-dir", dataDir, "--secure-port", strconv.Itoa(freePort(t)), "--bind-address", "127.0.0.1")
 	s.cmd.Stdout, s.cmd.Stderr = s.Log, s.Log
 	// Killed with the test process, never left behind.

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -243,7 +242,7 @@ func TestAuthentication(t *testing.T) {
 	s := startServer(t)
 	path := "/apis/flagpole.dev/v1beta1/namespaces/default/flags"
 
-	caPEM, err := os.ReadFile(filepath.Join(s.DataDir, "pki", "ca.crt"))
+	caPEM, err := os.ReadFile(standalone.Layout{DataDir: s.DataDir}.PKI().CACertFile())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +252,7 @@ func TestAuthentication(t *testing.T) {
 	}
 
 	// Another certificate from the same CA authenticates but is not the admin.
-	pki, err := standalone.EnsurePKI(filepath.Join(s.DataDir, "pki"), []string{"localhost", "127.0.0.1", "::1"})
+	pki, err := standalone.EnsurePKI(standalone.Layout{DataDir: s.DataDir}.PKI().Dir, []string{"localhost", "127.0.0.1", "::1"})
 	if err != nil {
 		t.Fatal(err)
 	}

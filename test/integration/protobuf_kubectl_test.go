@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/standalone"
 )
 
 // With protobuf storage the pinned kubectl still reads flags as YAML, and
@@ -36,7 +37,7 @@ func TestProtobufKubectlReadsAndRewritesJSONStoredFlags(t *testing.T) {
 	s := startServerIn(t, dir)
 	run := func(stdin []byte, args ...string) string {
 		t.Helper()
-		args = append([]string{"--kubeconfig", filepath.Join(dir, "kubeconfig"), "--cache-dir", filepath.Join(dir, "kubectl-cache")}, args...)
+		args = append([]string{"--kubeconfig", standalone.Layout{DataDir: dir}.Kubeconfig(), "--cache-dir", filepath.Join(dir, "kubectl-cache")}, args...)
 		cmd := exec.Command(kubectl, args...)
 		cmd.Stdin = bytes.NewReader(stdin)
 		var stderr bytes.Buffer

@@ -218,10 +218,11 @@ func TestSecondServerOnSameDataDirFails(t *testing.T) {
 	}
 	t.Cleanup(func() { listener.Close() })
 	o.RecommendedOptions.SecureServing.Listener = listener
-	if err := o.Complete(); err != nil {
+	completed, err := o.Complete()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := o.Validate(); err != nil {
+	if err := completed.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	type result struct {
@@ -230,7 +231,7 @@ func TestSecondServerOnSameDataDirFails(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		_, closer, err := o.Config()
+		_, closer, err := completed.Config()
 		done <- result{closer, err}
 	}()
 	select {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/evaluation"
 )
 
 func TestCompute(t *testing.T) {
@@ -19,7 +20,7 @@ func TestCompute(t *testing.T) {
 			Rules: []v1beta1.Rule{{Name: "r", Segments: []string{"beta"}, Variant: "on"}}},
 	}
 	none := func(string) *v1beta1.Segment { return nil }
-	st := Compute(f, none, now)
+	st := Compute(f, evaluation.CompileFlag(f, none), now)
 	if st.ObservedGeneration != 4 {
 		t.Errorf("observedGeneration = %d", st.ObservedGeneration)
 	}
@@ -34,7 +35,7 @@ func TestCompute(t *testing.T) {
 
 	// Unchanged conditions keep their transition time, so a resync writes nothing.
 	f.Status = st
-	again := Compute(f, none, now.Add(time.Hour))
+	again := Compute(f, evaluation.CompileFlag(f, none), now.Add(time.Hour))
 	if !meta.FindStatusCondition(again.Conditions, flagpole.FlagConditionReady).LastTransitionTime.Equal(&ready.LastTransitionTime) {
 		t.Error("lastTransitionTime moved without a transition")
 	}
@@ -43,7 +44,7 @@ func TestCompute(t *testing.T) {
 	f.Spec.ExpiresAt = &past
 	f.Spec.Rules[0].Segments = nil
 	f.Spec.Rules[0].When = "context.x ==" // stored leniently, still does not compile
-	st = Compute(f, none, now)
+	st = Compute(f, evaluation.CompileFlag(f, none), now)
 	if c := meta.FindStatusCondition(st.Conditions, flagpole.FlagConditionReady); c.Status != metav1.ConditionFalse || c.Reason != ReasonExpressionInvalid {
 		t.Errorf("Ready = %+v", c)
 	}
@@ -54,12 +55,12 @@ func TestCompute(t *testing.T) {
 	f.Spec.Rules[0].When = "true"
 	beta := &v1beta1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "beta", UID: "s"}}
 	f.Spec.Rules[0].Segments = []string{"beta"}
-	st = Compute(f, func(n string) *v1beta1.Segment {
+	st = Compute(f, evaluation.CompileFlag(f, func(n string) *v1beta1.Segment {
 		if n == "beta" {
 			return beta
 		}
 		return nil
-	}, now)
+	}), now)
 	if c := meta.FindStatusCondition(st.Conditions, flagpole.FlagConditionReady); c.Status != metav1.ConditionTrue || c.Reason != ReasonResolved {
 		t.Errorf("Ready = %+v", c)
 	}

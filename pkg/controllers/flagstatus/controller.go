@@ -6,7 +6,6 @@ package flagstatus
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
@@ -26,9 +24,9 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+	"github.com/flagpole-dev/flagpole/pkg/evaluator"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
-	listers "github.com/flagpole-dev/flagpole/pkg/generated/listers/flagpole/v1beta1"
 )
 
 // Condition reasons.
@@ -48,12 +46,12 @@ const maxRequeueDelay = 24 * time.Hour
 
 // Controller reconciles Flag status.
 type Controller struct {
-	client   clientset.Interface
-	flags    listers.FlagLister
-	segments listers.SegmentLister
-	synced   []cache.InformerSynced
-	queue    workqueue.TypedRateLimitingInterface[string]
-	clock    clock.WithTicker
+	client clientset.Interface
+	// source holds the flags and segments and compiles flags.
+	source *evaluator.Evaluator
+	synced []cache.InformerSynced
+	queue  workqueue.TypedRateLimitingInterface[string]
+	clock  clock.WithTicker
 	// handlers are the controller's event handlers on the shared informers,
 	// removed when Run ends.
 	handlers []registration
@@ -64,18 +62,18 @@ type registration struct {
 	handle   cache.ResourceEventHandlerRegistration
 }
 
-// New registers the controller's informers with factory; the caller starts it.
-// A Controller runs once: to run the controller again (a new term of
-// leadership), make a new one; the informers may already be running, and the
-// new controller's handlers then receive every object as added.
-func New(client clientset.Interface, factory informers.SharedInformerFactory, c clock.WithTicker) (*Controller, error) {
+// New registers the controller's event handlers with the factory's informers,
+// which source reads; the caller starts the factory. A Controller runs once:
+// to run the controller again (a new term of leadership), make a new one; the
+// informers may already be running, and the new controller's handlers then
+// receive every object as added.
+func New(client clientset.Interface, factory informers.SharedInformerFactory, source *evaluator.Evaluator, c clock.WithTicker) (*Controller, error) {
 	flagInformer := factory.Flagpole().V1beta1().Flags()
 	segmentInformer := factory.Flagpole().V1beta1().Segments()
 	ctrl := &Controller{
-		client:   client,
-		flags:    flagInformer.Lister(),
-		segments: segmentInformer.Lister(),
-		synced:   []cache.InformerSynced{flagInformer.Informer().HasSynced, segmentInformer.Informer().HasSynced},
+		client: client,
+		source: source,
+		synced: []cache.InformerSynced{flagInformer.Informer().HasSynced, segmentInformer.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "flag-status", Clock: c}),
 		clock: c,
@@ -89,20 +87,9 @@ func New(client clientset.Interface, factory informers.SharedInformerFactory, c 
 	// A segment appearing, changing or going away changes the readiness of
 	// the flags in its namespace that name it.
 	segmentChanged := func(obj any) {
-		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = tomb.Obj
-		}
-		s, ok := obj.(*v1beta1.Segment)
-		if !ok {
-			return
-		}
-		flags, _ := ctrl.flags.Flags(s.Namespace).List(labels.Everything())
-		for _, f := range flags {
-			for _, r := range f.Spec.Rules {
-				if slices.Contains(r.Segments, s.Name) {
-					ctrl.enqueue(f)
-					break
-				}
+		if s, ok := evaluator.Unwrap(obj).(*v1beta1.Segment); ok {
+			for _, f := range source.FlagsNaming(s) {
+				ctrl.enqueue(f)
 			}
 		}
 	}
@@ -192,7 +179,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return nil
 	}
-	f, err := c.flags.Flags(namespace).Get(name)
+	f, err := c.source.Flags().Flags(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -200,7 +187,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return err
 	}
 	now := c.clock.Now()
-	status := Compute(f, segmentLookup(c.segments, namespace), now)
+	status := Compute(f, c.source.Compile(f), now)
 	if f.Spec.ExpiresAt != nil && now.Before(f.Spec.ExpiresAt.Time) {
 		// Wake up a second after the flag turns stale, or after
 		// maxRequeueDelay if that is sooner. Sub saturates at the largest
@@ -223,44 +210,35 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	return err
 }
 
-func segmentLookup(segments listers.SegmentLister, namespace string) evaluation.SegmentLookup {
-	nsLister := segments.Segments(namespace)
-	return func(name string) *v1beta1.Segment {
-		s, err := nsLister.Get(name)
-		if err != nil {
-			return nil
-		}
-		return s
-	}
-}
-
 // AtWrite returns what the flag strategy derives a written flag's status
 // with (flag.StatusFunc): Compute on the flag as it is about to be stored,
-// with the segments the lister knows then. The lister is the same
-// watch-fed state the controller reads, so it may lag a segment created a
-// moment earlier; the controller then corrects the status when the segment
-// arrives, which is the one case a new flag costs a second write.
-func AtWrite(segments listers.SegmentLister, c clock.PassiveClock) func(*flagpole.Flag) flagpole.FlagStatus {
+// with the segments source knows then. That is the same watch-fed state the
+// controller reads, so it may lag a segment created a moment earlier; the
+// controller then corrects the status when the segment arrives, which is the
+// one case a new flag costs a second write. The flag is compiled afresh, not
+// through source's cache of stored flags: a write may still fail.
+func AtWrite(source *evaluator.Evaluator, c clock.PassiveClock) func(*flagpole.Flag) flagpole.FlagStatus {
 	return func(f *flagpole.Flag) flagpole.FlagStatus {
 		var versioned v1beta1.Flag
 		var out flagpole.FlagStatus
 		// Both conversions are generated field copies that cannot fail.
 		_ = v1beta1.Convert_flagpole_Flag_To_v1beta1_Flag(f, &versioned, nil)
-		status := Compute(&versioned, segmentLookup(segments, f.Namespace), c.Now())
+		status := Compute(&versioned, evaluation.CompileFlag(&versioned, source.SegmentLookup(f.Namespace)), c.Now())
 		_ = v1beta1.Convert_v1beta1_FlagStatus_To_flagpole_FlagStatus(&status, &out, nil)
 		return out
 	}
 }
 
-// Compute derives a flag's status from the flag, its segments and the time.
-// Conditions whose status does not change keep their lastTransitionTime.
-func Compute(f *v1beta1.Flag, segments evaluation.SegmentLookup, now time.Time) v1beta1.FlagStatus {
+// Compute derives a flag's status from the flag, the flag compiled with its
+// segments, and the time. Conditions whose status does not change keep their
+// lastTransitionTime.
+func Compute(f *v1beta1.Flag, compiled *evaluation.Compiled, now time.Time) v1beta1.FlagStatus {
 	status := *f.Status.DeepCopy()
 	status.ObservedGeneration = f.Generation
 
 	ready := metav1.Condition{Type: flagpole.FlagConditionReady, Status: metav1.ConditionTrue, Reason: ReasonResolved,
 		Message: "every referenced segment exists and every expression compiles", ObservedGeneration: f.Generation}
-	missing, invalid := evaluation.CompileFlag(f, segments).Problems()
+	missing, invalid := compiled.Problems()
 	switch {
 	case len(invalid) > 0:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, ReasonExpressionInvalid, strings.Join(invalid, "; ")

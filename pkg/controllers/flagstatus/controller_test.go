@@ -10,6 +10,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/evaluator"
 	"github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned/fake"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 )
@@ -47,7 +48,11 @@ func TestSyncRequeueDelay(t *testing.T) {
 		}
 		client := fake.NewSimpleClientset(f)
 		factory := informers.NewSharedInformerFactory(client, 0)
-		ctrl, err := New(client, factory, clocktesting.NewFakeClock(now))
+		source, err := evaluator.New(factory, clocktesting.NewFakeClock(now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctrl, err := New(client, factory, source, clocktesting.NewFakeClock(now))
 		if err != nil {
 			t.Fatal(err)
 		}

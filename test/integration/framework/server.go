@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/cmd"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
+	"github.com/flagpole-dev/flagpole/pkg/standalone"
 )
 
 // Server is a running in-process Flagpole.
@@ -53,25 +53,26 @@ func StartServer(t testing.TB, dataDir string, extraArgs ...string) *Server {
 	}
 	o.RecommendedOptions.SecureServing.Listener = listener
 	o.RecommendedOptions.SecureServing.BindAddress = netutils.ParseIPSloppy("127.0.0.1")
-	if err := o.Complete(); err != nil {
+	completed, err := o.Complete()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := o.Validate(); err != nil {
+	if err := completed.Validate(); err != nil {
 		t.Fatal(err)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{DataDir: dataDir, cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- o.Run(ctx) }()
+	go func() { s.done <- completed.Run(ctx) }()
 	t.Cleanup(func() { s.Stop(t) })
 
-	pki := filepath.Join(dataDir, "pki")
+	pki := standalone.Layout{DataDir: dataDir}.PKI()
 	s.AdminConfig = &rest.Config{
 		Host: "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		TLSClientConfig: rest.TLSClientConfig{
-			CAFile:   filepath.Join(pki, "ca.crt"),
-			CertFile: filepath.Join(pki, "admin.crt"),
-			KeyFile:  filepath.Join(pki, "admin.key"),
+			CAFile:   pki.CACertFile(),
+			CertFile: pki.AdminCertFile(),
+			KeyFile:  pki.AdminKeyFile(),
 		},
 		QPS:   -1, // no client-side throttling in tests
 		Burst: -1,

@@ -1,4 +1,8 @@
-package evaluation
+// Package evaluations serves flag evaluation through the API: the
+// flags/evaluate subresource and the create-only evaluations resource, both
+// answered by the evaluator (pkg/evaluator) from watch-fed memory, never from
+// an etcd read per request.
+package evaluations
 
 import (
 	"context"
@@ -17,6 +21,7 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+	"github.com/flagpole-dev/flagpole/pkg/evaluator"
 )
 
 // MaxBulkFlags caps spec.flags of one bulk evaluation.
@@ -54,13 +59,13 @@ func toInternal(in v1beta1.FlagEvaluation) flagpole.FlagEvaluation {
 // EvaluationResult. Authorized as `create` on `flags/evaluate`, separately
 // from writing flags.
 type EvaluateREST struct {
-	evaluator *Evaluator
+	evaluator *evaluator.Evaluator
 }
 
 var _ rest.NamedCreater = &EvaluateREST{}
 
 // NewEvaluateREST returns the flags/evaluate storage.
-func NewEvaluateREST(e *Evaluator) *EvaluateREST { return &EvaluateREST{evaluator: e} }
+func NewEvaluateREST(e *evaluator.Evaluator) *EvaluateREST { return &EvaluateREST{evaluator: e} }
 
 func (r *EvaluateREST) New() runtime.Object { return &flagpole.EvaluationRequest{} }
 
@@ -93,7 +98,7 @@ func (r *EvaluateREST) Create(ctx context.Context, name string, obj runtime.Obje
 // SelfSubjectAccessReview. Creating one needs `create` on `evaluations` in
 // the namespace: a namespace-wide permission, distinct from flags/evaluate.
 type BulkREST struct {
-	evaluator *Evaluator
+	evaluator *evaluator.Evaluator
 }
 
 var (
@@ -103,7 +108,7 @@ var (
 )
 
 // NewBulkREST returns the evaluations storage.
-func NewBulkREST(e *Evaluator) *BulkREST { return &BulkREST{evaluator: e} }
+func NewBulkREST(e *evaluator.Evaluator) *BulkREST { return &BulkREST{evaluator: e} }
 
 func (r *BulkREST) New() runtime.Object { return &flagpole.Evaluation{} }
 

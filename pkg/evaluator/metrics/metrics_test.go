@@ -1,4 +1,4 @@
-package evaluation
+package metrics
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+	"github.com/flagpole-dev/flagpole/pkg/evaluator"
 	"github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned/fake"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 )
@@ -61,7 +62,12 @@ func answer(variant, reason string) *v1beta1.FlagEvaluation {
 	return &v1beta1.FlagEvaluation{Variant: variant, Reason: reason}
 }
 
-func exists(string, string) bool { return true }
+// existsFunc is a FlagExister answering with a function.
+type existsFunc func(namespace, name string) bool
+
+func (f existsFunc) FlagExists(namespace, name string) bool { return f(namespace, name) }
+
+var exists = existsFunc(func(string, string) bool { return true })
 
 // The cap counts flags with series of their own; forgetting a flag deletes
 // its series and frees its place for another.
@@ -93,7 +99,7 @@ func TestFlagSeriesCapAndForget(t *testing.T) {
 	// An answer for a flag that no longer exists (racing its deletion)
 	// never brings its series back, nor takes a place.
 	s.forget("ns", "c")
-	s.count("ns", "c", answer("on", "STATIC"), func(string, string) bool { return false })
+	s.count("ns", "c", answer("on", "STATIC"), existsFunc(func(string, string) bool { return false }))
 	if got := series(t, g, "ns", "c"); len(got) != 0 {
 		t.Errorf("a deleted flag's series came back: %v", got)
 	}
@@ -115,15 +121,15 @@ func TestEvaluatorsShareSeriesAndForgetDeletedFlags(t *testing.T) {
 	}
 	client := fake.NewSimpleClientset(f)
 	factory := informers.NewSharedInformerFactory(client, 0)
-	e, err := NewEvaluator(factory, clocktesting.NewFakePassiveClock(time.Now()))
+	observer, otherObserver := Observer(), Observer()
+	e, err := evaluator.New(factory, clocktesting.NewFakePassiveClock(time.Now()), observer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := NewEvaluator(informers.NewSharedInformerFactory(fake.NewSimpleClientset(), 0), clocktesting.NewFakePassiveClock(time.Now()))
-	if err != nil {
+	if _, err := evaluator.New(informers.NewSharedInformerFactory(fake.NewSimpleClientset(), 0), clocktesting.NewFakePassiveClock(time.Now()), otherObserver); err != nil {
 		t.Fatal(err)
 	}
-	if e.series != processSeries || other.series != processSeries {
+	if observer != evaluator.Observer(processSeries) || otherObserver != evaluator.Observer(processSeries) {
 		t.Fatal("evaluators do not share the process's tracker")
 	}
 	ctx, cancel := context.WithCancel(t.Context())

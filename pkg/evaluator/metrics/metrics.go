@@ -1,4 +1,7 @@
-package evaluation
+// Package metrics counts the server's flag evaluations on /metrics, as an
+// evaluator.Observer: by namespace, flag, variant and reason, with the number
+// of flags that get series of their own capped.
+package metrics
 
 import (
 	"sync"
@@ -8,6 +11,7 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/evaluator"
 )
 
 // MaxMetricFlags bounds the cardinality of flagpole_evaluations_total: at
@@ -42,10 +46,15 @@ var (
 	processSeries = newFlagSeries(evaluationsTotal, MaxMetricFlags)
 )
 
-func registerMetrics() {
+// Observer returns the process's evaluation metrics, registered with the
+// component-base legacy registry (/metrics) on first use. Every evaluator of
+// the process shares them (tests run several servers in one process), so
+// that the cap and the counter agree.
+func Observer() evaluator.Observer {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(evaluationsTotal, evaluationDuration)
 	})
+	return processSeries
 }
 
 type flagRef struct{ namespace, name string }
@@ -71,14 +80,14 @@ func newFlagSeries(counter *metrics.CounterVec, limit int) *flagSeries {
 // that an answer racing the flag's deletion cannot bring back series that
 // forget removed (the informer removes a flag from its store before it calls
 // the handler that forgets it).
-func (s *flagSeries) count(namespace, name string, res *v1beta1.FlagEvaluation, exists func(namespace, name string) bool) {
+func (s *flagSeries) count(namespace, name string, res *v1beta1.FlagEvaluation, exists evaluator.FlagExister) {
 	ref, key := flagRef{namespace, name}, seriesKey{res.Variant, res.Reason}
 	s.mu.Lock()
 	series, tracked := s.flags[ref]
 	switch {
 	case tracked:
 		series[key] = struct{}{}
-	case len(s.flags) < s.limit && exists(namespace, name):
+	case len(s.flags) < s.limit && exists.FlagExists(namespace, name):
 		s.flags[ref] = map[seriesKey]struct{}{key: {}}
 	default:
 		namespace, name = otherLabel, otherLabel
@@ -98,6 +107,13 @@ func (s *flagSeries) forget(namespace, name string) {
 	delete(s.flags, ref)
 }
 
-func observeDuration(took time.Duration) {
+// Evaluated implements evaluator.Observer.
+func (s *flagSeries) Evaluated(namespace, name string, res *v1beta1.FlagEvaluation, took time.Duration, flags evaluator.FlagExister) {
 	evaluationDuration.Observe(took.Seconds())
+	s.count(namespace, name, res, flags)
+}
+
+// Deleted implements evaluator.Observer.
+func (s *flagSeries) Deleted(namespace, name string) {
+	s.forget(namespace, name)
 }

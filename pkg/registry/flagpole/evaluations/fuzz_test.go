@@ -1,4 +1,4 @@
-package evaluation_test
+package evaluations_test
 
 import (
 	"testing"

@@ -1,0 +1,247 @@
+// Package evaluator evaluates flags from watched state: the Flags, Segments
+// and FlagOverrides an informer factory holds, one index of overrides by
+// flag, and the compiled flags (evaluation.Cache). It is the one evaluation
+// source of Flagpole: the server's flags/evaluate, evaluations and OFREP
+// answer through it, the flag status controller reads its segments and
+// compiled flags, and the in-process Go provider (pkg/openfeature) evaluates
+// with it, so every path gives the same answer for the same state.
+//
+// It sits below the registry, OFREP, the controllers and the provider, and
+// above the engine (pkg/evaluation), which stays a leaf without client
+// imports. Usage counting and metrics hang off it as Observers.
+package evaluator
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
+	listers "github.com/flagpole-dev/flagpole/pkg/generated/listers/flagpole/v1beta1"
+)
+
+// OverridesByFlagIndex indexes FlagOverrides by "<namespace>/<spec.flag>",
+// the flag they override.
+const OverridesByFlagIndex = "flagpole.dev/overrides-by-flag"
+
+// ErrNotSynced is what Check says until every cache has synced.
+var ErrNotSynced = errors.New("flag, segment and override caches have not synced yet")
+
+// Observer is told of every evaluation and of every deleted flag: metrics
+// and usage counting observe evaluations this way.
+type Observer interface {
+	// Evaluated is called once per evaluated flag (not for a key without a
+	// flag), after the engine answered; took is the engine's time. flags
+	// tells whether a flag still exists, for observers that must not bring
+	// back what Deleted removed.
+	Evaluated(namespace, name string, res *v1beta1.FlagEvaluation, took time.Duration, flags FlagExister)
+	// Deleted is called when a flag is deleted.
+	Deleted(namespace, name string)
+}
+
+// FlagExister tells whether a flag exists.
+type FlagExister interface {
+	FlagExists(namespace, name string) bool
+}
+
+// Evaluator evaluates flags from informer caches. It is safe for concurrent
+// use.
+type Evaluator struct {
+	flags     listers.FlagLister
+	segments  listers.SegmentLister
+	overrides cache.Indexer
+	compiled  *evaluation.Cache
+	clock     clock.PassiveClock
+	synced    []cache.InformerSynced
+	observers []Observer
+}
+
+// New registers the informers it reads with factory (the caller starts it)
+// and tells observers of every evaluation.
+func New(factory informers.SharedInformerFactory, c clock.PassiveClock, observers ...Observer) (*Evaluator, error) {
+	v1 := factory.Flagpole().V1beta1()
+	flagInformer, segmentInformer, overrideInformer := v1.Flags(), v1.Segments(), v1.FlagOverrides()
+	// Each evaluation needs only its own flag's overrides: an index, not a
+	// list of the namespace's overrides per call.
+	if err := overrideInformer.Informer().AddIndexers(cache.Indexers{OverridesByFlagIndex: overridesByFlag}); err != nil {
+		return nil, err
+	}
+	e := &Evaluator{
+		flags:     flagInformer.Lister(),
+		segments:  segmentInformer.Lister(),
+		overrides: overrideInformer.Informer().GetIndexer(),
+		compiled:  evaluation.NewCache(),
+		clock:     c,
+		synced:    []cache.InformerSynced{flagInformer.Informer().HasSynced, segmentInformer.Informer().HasSynced, overrideInformer.Informer().HasSynced},
+		observers: observers,
+	}
+	// Drop compiled flags, and tell observers, when flags are deleted.
+	if _, err := flagInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if f, ok := Unwrap(obj).(*v1beta1.Flag); ok {
+				e.compiled.Forget(f.UID)
+				for _, o := range e.observers {
+					o.Deleted(f.Namespace, f.Name)
+				}
+			}
+		},
+	}); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func overridesByFlag(obj any) ([]string, error) {
+	o, ok := obj.(*v1beta1.FlagOverride)
+	if !ok {
+		return nil, nil
+	}
+	return []string{o.Namespace + "/" + o.Spec.Flag}, nil
+}
+
+// HasSynced is true once every cache has its first full state.
+func (e *Evaluator) HasSynced() bool {
+	for _, synced := range e.synced {
+		if !synced() {
+			return false
+		}
+	}
+	return true
+}
+
+// Check is a readyz check: ErrNotSynced until every cache has synced, so a
+// fresh replica never answers FLAG_NOT_FOUND for a flag that exists.
+func (e *Evaluator) Check() error {
+	if !e.HasSynced() {
+		return ErrNotSynced
+	}
+	return nil
+}
+
+// Flags lists and gets flags.
+func (e *Evaluator) Flags() listers.FlagLister { return e.flags }
+
+// FlagExists implements FlagExister.
+func (e *Evaluator) FlagExists(namespace, name string) bool {
+	_, err := e.flags.Flags(namespace).Get(name)
+	return err == nil
+}
+
+// SegmentLookup finds the segments of namespace.
+func (e *Evaluator) SegmentLookup(namespace string) evaluation.SegmentLookup {
+	nsLister := e.segments.Segments(namespace)
+	return func(name string) *v1beta1.Segment {
+		s, err := nsLister.Get(name)
+		if err != nil {
+			return nil
+		}
+		return s
+	}
+}
+
+// FlagsNaming lists the flags of the segment's namespace whose rules name
+// it: those whose answers a change of the segment can change.
+func (e *Evaluator) FlagsNaming(s *v1beta1.Segment) []*v1beta1.Flag {
+	flags, _ := e.flags.Flags(s.Namespace).List(labels.Everything())
+	var naming []*v1beta1.Flag
+	for _, f := range flags {
+		for _, r := range f.Spec.Rules {
+			if slices.Contains(r.Segments, s.Name) {
+				naming = append(naming, f)
+				break
+			}
+		}
+	}
+	return naming
+}
+
+// Overrides lists the overrides of one flag, expired ones included (the
+// engine ignores those).
+func (e *Evaluator) Overrides(namespace, flag string) []*v1beta1.FlagOverride {
+	objs, err := e.overrides.ByIndex(OverridesByFlagIndex, namespace+"/"+flag)
+	if err != nil || len(objs) == 0 {
+		return nil
+	}
+	out := make([]*v1beta1.FlagOverride, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.(*v1beta1.FlagOverride))
+	}
+	return out
+}
+
+// Compile returns the flag compiled with the segments it names, from the
+// cache while neither has changed.
+func (e *Evaluator) Compile(f *v1beta1.Flag) *evaluation.Compiled {
+	return e.compiled.Get(f, e.SegmentLookup(f.Namespace))
+}
+
+// evaluate answers one flag. ctx is the request: CEL stops when it ends.
+// budget is the request's (nil: this evaluation's own).
+func (e *Evaluator) evaluate(ctx context.Context, f *v1beta1.Flag, c *evaluation.Context, expected v1beta1.FlagType, now time.Time, budget *evaluation.Budget) v1beta1.FlagEvaluation {
+	start := time.Now()
+	res := e.Compile(f).Evaluate(ctx, f, e.Overrides(f.Namespace, f.Name), evaluation.Request{Context: c, ExpectedType: expected, Now: now, Budget: budget})
+	if len(e.observers) > 0 {
+		took := time.Since(start)
+		for _, o := range e.observers {
+			o.Evaluated(f.Namespace, f.Name, &res, took, e)
+		}
+	}
+	return res
+}
+
+// Evaluate evaluates one flag; found is false when there is no such flag.
+// An empty expected type accepts any. CEL stops when ctx ends, and the
+// flag's expressions share one request budget (evaluation.Budget).
+func (e *Evaluator) Evaluate(ctx context.Context, namespace, key string, c *evaluation.Context, expected v1beta1.FlagType) (res v1beta1.FlagEvaluation, found bool) {
+	f, err := e.flags.Flags(namespace).Get(key)
+	if err != nil {
+		return evaluation.NotFound(key), false
+	}
+	return e.evaluate(ctx, f, c, expected, e.clock.Now(), nil), true
+}
+
+// EvaluateAll evaluates the flags named by keys (a key without a flag
+// answers FLAG_NOT_FOUND) or, without keys, every flag selector matches;
+// results are ordered by key. All of them share one request budget
+// (evaluation.Budget): once it is spent, the flags that still need CEL
+// answer ERROR/GENERAL. CEL stops when ctx ends.
+func (e *Evaluator) EvaluateAll(ctx context.Context, namespace string, keys []string, selector labels.Selector, c *evaluation.Context) []v1beta1.FlagEvaluation {
+	now := e.clock.Now()
+	budget := evaluation.NewBudget()
+	var results []v1beta1.FlagEvaluation
+	if len(keys) > 0 {
+		for _, key := range keys {
+			f, err := e.flags.Flags(namespace).Get(key)
+			if err != nil {
+				results = append(results, evaluation.NotFound(key))
+				continue
+			}
+			if selector.Matches(labels.Set(f.Labels)) {
+				results = append(results, e.evaluate(ctx, f, c, "", now, budget))
+			}
+		}
+	} else {
+		flags, _ := e.flags.Flags(namespace).List(selector)
+		for _, f := range flags {
+			results = append(results, e.evaluate(ctx, f, c, "", now, budget))
+		}
+	}
+	sort.Slice(results, func(i, j int) bool { return results[i].Key < results[j].Key })
+	return results
+}
+
+// Unwrap returns the object a deletion's tombstone holds, or obj.
+func Unwrap(obj any) any {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return tomb.Obj
+	}
+	return obj
+}
