@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -46,11 +47,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, co
 	if compile == nil {
 		return Storage{}, errors.New("flag storage needs an expression compiler")
 	}
-	codec, err := guard.StorageCodec(optsGetter, flagpole.Resource("flags"), &flagpole.Flag{})
-	if err != nil {
-		return Storage{}, err
-	}
-	strategy := NewStrategy(scheme, codec, compile, status)
+	strategy := NewStrategy(scheme, compile, status)
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &flagpole.Flag{} },
 		NewListFunc:               func() runtime.Object { return &flagpole.FlagList{} },
@@ -65,7 +62,8 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, co
 
 		TableConvertor: tableConvertor,
 	}
-	if err := store.CompleteWithOptions(&generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: GetAttrs}); err != nil {
+	guarded, err := guard.NewStore(store, &generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: GetAttrs}, specSize)
+	if err != nil {
 		return Storage{}, err
 	}
 
@@ -73,8 +71,18 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, co
 	statusStrategy := NewStatusStrategy(strategy)
 	statusStore.UpdateStrategy = statusStrategy
 	statusStore.ResetFieldsStrategy = statusStrategy
-	return Storage{Flag: &REST{guard.Store{Store: store}}, Status: &StatusREST{store: guard.Store{Store: &statusStore}}}, nil
+	statusGuarded := guard.Store{Store: &statusStore, Size: statusSize}
+	statusGuarded.Size.Storage = guarded.Size.Storage
+	return Storage{Flag: &REST{guarded}, Status: &StatusREST{store: statusGuarded}}, nil
 }
+
+// What a write may take as stored: a status write StatusHeadroomBytes
+// beyond MaxObjectBytes, so that a spec written up to the limit still gets
+// its status.
+var (
+	specSize   = guard.SizeLimit{Max: validation.MaxObjectBytes, Path: field.NewPath("spec")}
+	statusSize = guard.SizeLimit{Max: validation.MaxObjectBytes + validation.StatusHeadroomBytes, Path: field.NewPath("status")}
+)
 
 // StatusREST serves flags/status: get, update and patch of status only.
 type StatusREST struct {

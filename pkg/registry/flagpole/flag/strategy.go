@@ -22,7 +22,6 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
-	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 )
 
 // Field selectors a Flag supports beyond metadata.name and metadata.namespace.
@@ -35,8 +34,6 @@ const (
 type Strategy struct {
 	runtime.ObjectTyper
 	names.NameGenerator
-	// storage encodes as the store does, to measure the stored size.
-	storage runtime.Encoder
 	compile validation.CompileFunc
 	status  StatusFunc
 }
@@ -47,14 +44,13 @@ type Strategy struct {
 // computes the same function later, when a segment or the time changes it.
 type StatusFunc func(*flagpole.Flag) flagpole.FlagStatus
 
-// NewStrategy returns the strategy for flags. storage is the store's storage
-// codec, which the stored-size check measures with. compile checks CEL
+// NewStrategy returns the strategy for flags. compile checks CEL
 // expressions (expression.Compile in the server): required, so that
 // validation never runs without it. status, when set, fills in the status of
 // every write that creates a flag or changes its spec, in that same write;
 // without it status waits for the controller.
-func NewStrategy(scheme *runtime.Scheme, storage runtime.Encoder, compile validation.CompileFunc, status StatusFunc) Strategy {
-	return Strategy{scheme, names.SimpleNameGenerator, storage, compile, status}
+func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc, status StatusFunc) Strategy {
+	return Strategy{scheme, names.SimpleNameGenerator, compile, status}
 }
 
 var (
@@ -90,13 +86,11 @@ func (Strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 }
 
 func (s Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	allErrs := validation.ValidateFlag(obj.(*flagpole.Flag), s.compile)
-	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return validation.ValidateFlag(obj.(*flagpole.Flag), s.compile)
 }
 
 func (s Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	allErrs := validation.ValidateFlagUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag), s.compile)
-	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return validation.ValidateFlagUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag), s.compile)
 }
 
 func (Strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {
@@ -187,11 +181,8 @@ func (StatusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Objec
 	metav1.ResetObjectMetaForStatus(&f.ObjectMeta, &oldFlag.ObjectMeta)
 }
 
-// ValidateUpdate allows a status write StatusHeadroomBytes beyond
-// MaxObjectBytes, so that a spec written up to the limit still gets status.
 func (s StatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	allErrs := validation.ValidateFlagStatusUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag))
-	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes+validation.StatusHeadroomBytes, field.NewPath("status"))...)
+	return validation.ValidateFlagStatusUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag))
 }
 
 func (StatusStrategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {

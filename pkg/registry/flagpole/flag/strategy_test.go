@@ -2,17 +2,21 @@ package flag
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
@@ -43,7 +47,7 @@ func newFlag() *flagpole.Flag {
 func testStrategy() Strategy {
 	scheme := runtime.NewScheme()
 	install.Install(scheme)
-	return NewStrategy(scheme, guard.JSONStorage(scheme), expression.Compile, nil)
+	return NewStrategy(scheme, expression.Compile, nil)
 }
 
 // The strategy runs the engine's compiler: an expression the engine cannot
@@ -68,8 +72,36 @@ func TestValidateCompilesExpressions(t *testing.T) {
 	}
 }
 
+// sizeGuarded is how NewStorage guards flags and flags/status, with the
+// JSON storage encoding.
+func sizeGuarded(s Strategy, limit guard.SizeLimit) guard.Store {
+	scheme := runtime.NewScheme()
+	install.Install(scheme)
+	limit.Storage = guard.JSONStorage(scheme)
+	return guard.Store{Store: &genericregistry.Store{CreateStrategy: s}, Size: limit}
+}
+
+// sizeErrors is the field errors of a 422, nil for nil.
+func sizeErrors(t *testing.T, err error) field.ErrorList {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Code != http.StatusUnprocessableEntity || status.Status().Details == nil {
+		t.Fatalf("size check: %v, want a 422", err)
+	}
+	var errs field.ErrorList
+	for _, c := range status.Status().Details.Causes {
+		e := &field.Error{Field: c.Field, Type: field.ErrorType(c.Type), Detail: c.Message}
+		errs = append(errs, e)
+	}
+	return errs
+}
+
 // Field limits each hold and still add up to more than etcd accepts; the
-// stored size is checked as a whole.
+// stored size is checked as a whole, by the store, on the object the
+// strategy made.
 func TestValidateStoredSize(t *testing.T) {
 	s := testStrategy()
 	ctx := context.Background()
@@ -87,7 +119,10 @@ func TestValidateStoredSize(t *testing.T) {
 	for i := 0; i < validation.MaxRules; i++ {
 		f.Spec.Rules = append(f.Spec.Rules, flagpole.Rule{Name: fmt.Sprint("r", i), When: when, Segments: segments, Variant: "b"})
 	}
-	errs := s.Validate(ctx, f)
+	if errs := s.Validate(ctx, f); len(errs) != 0 {
+		t.Fatalf("every field is within its limit: %v", errs)
+	}
+	errs := sizeErrors(t, sizeGuarded(s, specSize).CheckSize(f))
 	if len(errs) != 1 || errs[0].Field != "spec" || errs[0].Type != field.ErrorTypeTooLong || !strings.Contains(errs[0].Detail, "bytes as stored") {
 		t.Fatalf("an object over MaxObjectBytes: %v, want one TooLong at spec naming its size", errs)
 	}
@@ -96,15 +131,16 @@ func TestValidateStoredSize(t *testing.T) {
 	f.Spec.Rules = f.Spec.Rules[:120]
 	f.ResourceVersion = "1"
 	status := NewStatusStrategy(s)
+	statusStore := sizeGuarded(s, statusSize)
 	old := f.DeepCopy()
 	f.Status.Conditions = []metav1.Condition{{Type: "Audited", Status: metav1.ConditionTrue, Reason: "Checked", Message: strings.Repeat("m", 30000), LastTransitionTime: metav1.Now()}}
-	if errs := status.ValidateUpdate(ctx, f, old); len(errs) != 0 {
+	if errs := append(status.ValidateUpdate(ctx, f, old), sizeErrors(t, statusStore.CheckSize(f))...); len(errs) != 0 {
 		t.Errorf("a status write within the headroom: %v", errs)
 	}
 	for i := 0; i < 10; i++ {
 		f.Status.Conditions = append(f.Status.Conditions, metav1.Condition{Type: fmt.Sprint("T", i), Status: metav1.ConditionTrue, Reason: "Checked", Message: strings.Repeat("m", 30000), LastTransitionTime: metav1.Now()})
 	}
-	if errs := status.ValidateUpdate(ctx, f, old); len(errs) != 1 || errs[0].Field != "status" {
+	if errs := append(status.ValidateUpdate(ctx, f, old), sizeErrors(t, statusStore.CheckSize(f))...); len(errs) != 1 || errs[0].Field != "status" {
 		t.Errorf("a status write beyond the headroom: %v, want one error at status", errs)
 	}
 }
@@ -303,7 +339,7 @@ func TestStatusDerivedInTheWrite(t *testing.T) {
 		derived = append(derived, f.Generation)
 		return flagpole.FlagStatus{ObservedGeneration: f.Generation, Conditions: []metav1.Condition{{Type: flagpole.FlagConditionReady, Status: metav1.ConditionTrue, Reason: "Derived"}}}
 	}
-	s := NewStrategy(scheme, guard.JSONStorage(scheme), expression.Compile, status)
+	s := NewStrategy(scheme, expression.Compile, status)
 	ctx := genericapirequest.WithNamespace(context.Background(), "default")
 
 	f := newFlag()

@@ -6,12 +6,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/utils/clock"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
 	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/table"
 )
@@ -35,11 +37,7 @@ func (*REST) Categories() []string { return []string{"flagpole"} }
 // NewREST builds the etcd-backed storage for overrides, each stored with a
 // lease that lapses at its expiresAt.
 func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*REST, error) {
-	codec, err := guard.StorageCodec(optsGetter, flagpole.Resource("flagoverrides"), &flagpole.FlagOverride{})
-	if err != nil {
-		return nil, err
-	}
-	strategy := NewStrategy(scheme, codec, clock.RealClock{})
+	strategy := NewStrategy(scheme, clock.RealClock{})
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &flagpole.FlagOverride{} },
 		NewListFunc:               func() runtime.Object { return &flagpole.FlagOverrideList{} },
@@ -54,10 +52,11 @@ func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*RES
 
 		TableConvertor: tableConvertor,
 	}
-	if err := store.CompleteWithOptions(&generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: GetAttrs}); err != nil {
+	guarded, err := guard.NewStore(store, &generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: GetAttrs}, guard.SizeLimit{Max: validation.MaxObjectBytes, Path: field.NewPath("spec")})
+	if err != nil {
 		return nil, err
 	}
-	return &REST{guard.Store{Store: store}}, nil
+	return &REST{guarded}, nil
 }
 
 var tableConvertor = table.Convertor[*flagpole.FlagOverride]{

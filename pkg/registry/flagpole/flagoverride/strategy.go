@@ -21,7 +21,6 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
-	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 )
 
 // FieldFlag selects overrides of one flag.
@@ -31,15 +30,12 @@ const FieldFlag = "spec.flag"
 type Strategy struct {
 	runtime.ObjectTyper
 	names.NameGenerator
-	// storage encodes as the store does, to measure the stored size.
-	storage runtime.Encoder
-	clock   clock.PassiveClock
+	clock clock.PassiveClock
 }
 
-// NewStrategy returns the strategy for overrides. storage is the store's
-// storage codec, which the stored-size check measures with.
-func NewStrategy(scheme *runtime.Scheme, storage runtime.Encoder, c clock.PassiveClock) Strategy {
-	return Strategy{scheme, names.SimpleNameGenerator, storage, c}
+// NewStrategy returns the strategy for overrides; c decides when they expire.
+func NewStrategy(scheme *runtime.Scheme, c clock.PassiveClock) Strategy {
+	return Strategy{scheme, names.SimpleNameGenerator, c}
 }
 
 func (Strategy) NamespaceScoped() bool { return true }
@@ -65,13 +61,11 @@ func (Strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 }
 
 func (s Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	allErrs := validation.ValidateFlagOverride(obj.(*flagpole.FlagOverride))
-	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return validation.ValidateFlagOverride(obj.(*flagpole.FlagOverride))
 }
 
 func (s Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	allErrs := validation.ValidateFlagOverrideUpdate(obj.(*flagpole.FlagOverride), old.(*flagpole.FlagOverride))
-	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return validation.ValidateFlagOverrideUpdate(obj.(*flagpole.FlagOverride), old.(*flagpole.FlagOverride))
 }
 
 func (Strategy) WarningsOnCreate(context.Context, runtime.Object) []string { return nil }

@@ -11,14 +11,13 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
-	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 )
 
 func TestExpiryAndLease(t *testing.T) {
 	scheme := runtime.NewScheme()
 	install.Install(scheme)
 	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 26, 12, 0, 0, 500_000_000, time.UTC))
-	s := NewStrategy(scheme, guard.JSONStorage(scheme), clock)
+	s := NewStrategy(scheme, clock)
 	ctx := context.Background()
 
 	o := &flagpole.FlagOverride{
@@ -66,7 +65,7 @@ func TestExpiryAndLease(t *testing.T) {
 func TestValidation(t *testing.T) {
 	scheme := runtime.NewScheme()
 	install.Install(scheme)
-	s := NewStrategy(scheme, guard.JSONStorage(scheme), clocktesting.NewFakePassiveClock(time.Now()))
+	s := NewStrategy(scheme, clocktesting.NewFakePassiveClock(time.Now()))
 	o := &flagpole.FlagOverride{
 		ObjectMeta: metav1.ObjectMeta{Name: "o", Namespace: "default"},
 		Spec: flagpole.FlagOverrideSpec{Flag: "Bad_Flag", Variant: flagpole.BooleanVariantName(true),

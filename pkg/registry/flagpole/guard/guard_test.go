@@ -7,18 +7,17 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 )
-
-// etcdError prints as the etcd client's typed errors and gRPC statuses do.
-type etcdError string
-
-func (e etcdError) Error() string { return string(e) }
 
 func TestUnavailable(t *testing.T) {
 	live := context.Background()
@@ -34,18 +33,23 @@ func TestUnavailable(t *testing.T) {
 		want int // 0: unchanged
 	}{
 		{"nil", live, nil, 0},
-		{"no leader", live, etcdError("etcdserver: no leader"), http.StatusServiceUnavailable},
-		{"request timed out", live, etcdError("etcdserver: request timed out"), http.StatusServiceUnavailable},
-		{"request timed out, leader failure", live, etcdError("etcdserver: request timed out, possibly due to previous leader failure"), http.StatusServiceUnavailable},
-		{"leader changed", live, etcdError("etcdserver: leader changed"), http.StatusServiceUnavailable},
-		{"grpc unavailable", live, etcdError("rpc error: code = Unavailable desc = connection refused"), http.StatusServiceUnavailable},
-		{"wrapped", live, fmt.Errorf("list flags: %w", etcdError("etcdserver: no leader")), http.StatusServiceUnavailable},
+		{"no leader", live, rpctypes.ErrNoLeader, http.StatusServiceUnavailable},
+		{"request timed out", live, rpctypes.ErrTimeout, http.StatusServiceUnavailable},
+		{"request timed out, leader failure", live, rpctypes.ErrTimeoutDueToLeaderFail, http.StatusServiceUnavailable},
+		{"leader changed", live, rpctypes.ErrLeaderChanged, http.StatusServiceUnavailable},
+		{"server stopped", live, rpctypes.ErrStopped, http.StatusServiceUnavailable},
+		{"grpc unavailable", live, status.Error(codes.Unavailable, "connection refused"), http.StatusServiceUnavailable},
+		{"grpc error converted by the client", live, rpctypes.Error(rpctypes.ErrGRPCNoLeader), http.StatusServiceUnavailable},
+		{"wrapped", live, fmt.Errorf("list flags: %w", rpctypes.ErrNoLeader), http.StatusServiceUnavailable},
 		{"read timeout", live, fmt.Errorf("get: %w", context.DeadlineExceeded), http.StatusServiceUnavailable},
 		// The request's own deadline is upstream's 504 to give.
 		{"request deadline", gone, context.DeadlineExceeded, 0},
 		{"canceled", live, context.Canceled, 0},
 		{"status kept", live, notFound, 0},
-		{"other", live, errors.New("etcdserver: mvcc: required revision has been compacted"), 0},
+		{"other", live, rpctypes.ErrCompacted, 0},
+		{"other grpc", live, status.Error(codes.InvalidArgument, "bad"), 0},
+		// Text that only reads like etcd's is not etcd's error.
+		{"text", live, errors.New("etcdserver: no leader"), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Unavailable(tc.ctx, tc.err)
@@ -70,6 +74,29 @@ func TestUnavailable(t *testing.T) {
 				t.Errorf("SuggestsClientDelay = %d, %v", delay, ok)
 			}
 		})
+	}
+}
+
+// Only a write refused before it was proposed is known not to have been
+// applied; after an election or a timeout it may have been.
+func TestMayHaveApplied(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{rpctypes.ErrNoLeader, false},
+		{fmt.Errorf("create: %w", rpctypes.ErrNoLeader), false},
+		{rpctypes.ErrLeaderChanged, true},
+		{rpctypes.ErrTimeout, true},
+		{rpctypes.ErrTimeoutDueToLeaderFail, true},
+		{rpctypes.ErrTimeoutDueToConnectionLost, true},
+		{status.Error(codes.Unavailable, "transport is closing"), true},
+		{rpctypes.ErrCompacted, false},
+		{errors.New("boom"), false},
+	} {
+		if got := MayHaveApplied(tc.err); got != tc.want {
+			t.Errorf("MayHaveApplied(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }
 
@@ -116,7 +143,7 @@ func TestOwnCreate(t *testing.T) {
 	if got := OwnCreate(ctx, mine, stored("", apierrors.NewNotFound(flagpole.Resource("flags"), "f"))); got != nil {
 		t.Errorf("nothing stored: %v", got)
 	}
-	if got := OwnCreate(ctx, mine, stored("", errors.New("etcdserver: no leader"))); got != nil {
+	if got := OwnCreate(ctx, mine, stored("", rpctypes.ErrNoLeader)); got != nil {
 		t.Errorf("unreadable: %v", got)
 	}
 	noUID := mine.DeepCopy()

@@ -5,6 +5,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -37,11 +38,7 @@ func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, compi
 	if compile == nil {
 		return nil, errors.New("segment storage needs an expression compiler")
 	}
-	codec, err := guard.StorageCodec(optsGetter, flagpole.Resource("segments"), &flagpole.Segment{})
-	if err != nil {
-		return nil, err
-	}
-	strategy := NewStrategy(scheme, codec, compile)
+	strategy := NewStrategy(scheme, compile)
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &flagpole.Segment{} },
 		NewListFunc:               func() runtime.Object { return &flagpole.SegmentList{} },
@@ -55,10 +52,11 @@ func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, compi
 
 		TableConvertor: tableConvertor,
 	}
-	if err := store.CompleteWithOptions(&generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: GetAttrs}); err != nil {
+	guarded, err := guard.NewStore(store, &generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: GetAttrs}, guard.SizeLimit{Max: validation.MaxObjectBytes, Path: field.NewPath("spec")})
+	if err != nil {
 		return nil, err
 	}
-	return &REST{guard.Store{Store: store}}, nil
+	return &REST{guarded}, nil
 }
 
 var tableConvertor = table.Convertor[*flagpole.Segment]{

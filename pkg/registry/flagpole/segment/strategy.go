@@ -17,26 +17,22 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
-	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 )
 
 // Strategy implements create, update and delete behaviour for segments.
 type Strategy struct {
 	runtime.ObjectTyper
 	names.NameGenerator
-	// storage encodes as the store does, to measure the stored size.
-	storage runtime.Encoder
 	compile validation.CompileFunc
 }
 
 var _ rest.RESTCreateUpdateStrategy = Strategy{}
 
-// NewStrategy returns the strategy for segments. storage is the store's
-// storage codec, which the stored-size check measures with. compile checks the CEL
+// NewStrategy returns the strategy for segments. compile checks the CEL
 // predicate (expression.Compile in the server): required, so that validation
 // never runs without it.
-func NewStrategy(scheme *runtime.Scheme, storage runtime.Encoder, compile validation.CompileFunc) Strategy {
-	return Strategy{scheme, names.SimpleNameGenerator, storage, compile}
+func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc) Strategy {
+	return Strategy{scheme, names.SimpleNameGenerator, compile}
 }
 
 func (Strategy) NamespaceScoped() bool { return true }
@@ -53,13 +49,11 @@ func (Strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 }
 
 func (s Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	allErrs := validation.ValidateSegment(obj.(*flagpole.Segment), s.compile)
-	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return validation.ValidateSegment(obj.(*flagpole.Segment), s.compile)
 }
 
 func (s Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	allErrs := validation.ValidateSegmentUpdate(obj.(*flagpole.Segment), old.(*flagpole.Segment), s.compile)
-	return append(allErrs, guard.ValidateStoredSize(s.storage, obj, validation.MaxObjectBytes, field.NewPath("spec"))...)
+	return validation.ValidateSegmentUpdate(obj.(*flagpole.Segment), old.(*flagpole.Segment), s.compile)
 }
 
 func (Strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {

@@ -10,13 +10,12 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
 	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/expression"
-	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 )
 
 func TestStrategy(t *testing.T) {
 	scheme := runtime.NewScheme()
 	install.Install(scheme)
-	s := NewStrategy(scheme, guard.JSONStorage(scheme), expression.Compile)
+	s := NewStrategy(scheme, expression.Compile)
 	ctx := context.Background()
 
 	seg := &flagpole.Segment{
