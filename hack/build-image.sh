@@ -54,6 +54,9 @@ build() {
         -os linux -arch "${GOARCH}" -name "${IMAGE}" -version "${VERSION}" -epoch "${SOURCE_DATE_EPOCH}")
 }
 
+# The log sits beside OUT: on a fresh checkout its directory (_output) does
+# not exist yet, and tee would fail to open it (losing the digest line).
+mkdir -p "$(dirname "${OUT}")"
 build "${OUT}" | tee "${OUT}.log"
 digest="$(sed -n 's/^digest //p' "${OUT}.log")"
 rm -f "${OUT}.log"

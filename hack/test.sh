@@ -3,8 +3,10 @@
 #   1. hack/build-tools.sh: kube-apiserver, kube-controller-manager, kubectl
 #      v1.37.2 and etcd (nothing to do when they are up to date);
 #   2. unit and integration tests, the kubectl smoke test and the hostile-input
-#      corpus, with the race detector (go test -race ./...); the smoke test
-#      drives the pinned kubectl named in FLAGPOLE_KUBECTL, never the one on PATH;
+#      corpus, with the race detector (go test -race ./...); the tests that
+#      drive the pinned tools find them in FLAGPOLE_TOOLS_BIN (test/tools),
+#      never on PATH, and fail when one is missing (outside this script they
+#      skip instead);
 #   3. the e2e suite against a real control plane.
 # Extra arguments go to both go test runs (e.g. -run TestKubectl -v).
 # FLAGPOLE_SKIP_E2E=1 runs steps 1 and 2 only.
@@ -16,7 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "${ROOT}"
 
 hack/build-tools.sh
-export FLAGPOLE_KUBECTL="${ROOT}/_output/tools/bin/kubectl"
+export FLAGPOLE_TOOLS_BIN="${ROOT}/_output/tools/bin"
 
 # -race: data races fail the run where they happen (its cost is in
 # docs/testing.md); the integration tests build the binaries they start with

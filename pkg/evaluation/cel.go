@@ -14,9 +14,12 @@ import (
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/version"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"k8s.io/apiserver/pkg/cel/environment"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 )
 
 // Limits the engine and request validation share. The cost estimator is told
@@ -24,10 +27,8 @@ import (
 const (
 	// MaxContextBytes caps an evaluation context, as JSON.
 	MaxContextBytes = 16 * 1024
-	// MaxTargetingKeyLength caps the targeting key.
-	MaxTargetingKeyLength = 256
-	// maxFlagKeyLength is a DNS subdomain's maximum length.
-	maxFlagKeyLength = 253
+	// maxFlagKeyLength bounds a flag key: a flag's name, a DNS subdomain.
+	maxFlagKeyLength = utilvalidation.DNS1123SubdomainMaxLength
 	// ExpressionCostLimit bounds an expression's estimated cost when it is
 	// written and its actual cost in every evaluation (Kubernetes' per-call limit).
 	ExpressionCostLimit = celconfig.PerCallLimit
@@ -202,9 +203,9 @@ func (sizeEstimator) EstimateSize(element checker.AstNode) *checker.SizeEstimate
 	case varContext:
 		return &checker.SizeEstimate{Min: 0, Max: MaxContextBytes}
 	case varTargetingKey:
-		return &checker.SizeEstimate{Min: 0, Max: MaxTargetingKeyLength}
+		return &checker.SizeEstimate{Min: 0, Max: flagpole.MaxTargetingKeyLength}
 	case varFlagKey:
-		return &checker.SizeEstimate{Min: 0, Max: maxFlagKeyLength}
+		return &checker.SizeEstimate{Min: 0, Max: uint64(maxFlagKeyLength)}
 	}
 	return nil
 }

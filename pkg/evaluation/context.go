@@ -26,7 +26,7 @@ var ErrInvalidContext = errors.New("invalid evaluation context")
 // ParseContext parses a JSON object into a Context, enforcing the caps the
 // cost estimator relies on: at most MaxContextBytes, nested at most
 // flagpole.MaxJSONDepth deep, numbers within float64's range, and a
-// targetingKey, if any, that is a string of at most MaxTargetingKeyLength.
+// targetingKey, if any, that is a string of at most flagpole.MaxTargetingKeyLength.
 // No input (an absent context) is an empty context; anything sent, null
 // included, must be an object.
 func ParseContext(raw []byte) (*Context, error) {
@@ -65,8 +65,8 @@ func ParseContext(raw []byte) (*Context, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: targetingKey must be a string", ErrInvalidContext)
 		}
-		if len(s) > MaxTargetingKeyLength {
-			return nil, fmt.Errorf("%w: targetingKey is %d bytes, at most %d", ErrInvalidContext, len(s), MaxTargetingKeyLength)
+		if len(s) > flagpole.MaxTargetingKeyLength {
+			return nil, fmt.Errorf("%w: targetingKey is %d bytes, at most %d", ErrInvalidContext, len(s), flagpole.MaxTargetingKeyLength)
 		}
 		c.TargetingKey, c.HasTargetingKey = s, s != ""
 	}

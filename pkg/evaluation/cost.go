@@ -14,6 +14,8 @@ import (
 	"github.com/google/cel-go/common/types/traits"
 	"github.com/google/cel-go/interpreter"
 	"k8s.io/apiserver/pkg/cel/library"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 )
 
 // What an expression may cost, and how its cost is counted.
@@ -272,9 +274,9 @@ func (e *costEstimator) formattedVariableSize(arg celast.Expr) uint64 {
 	case root == varContext:
 		return MaxContextBytes * maxFormattedContextFactor
 	case root == varTargetingKey:
-		return MaxTargetingKeyLength
+		return flagpole.MaxTargetingKeyLength
 	case root == varFlagKey:
-		return maxFlagKeyLength
+		return uint64(maxFlagKeyLength)
 	}
 	return math.MaxUint64
 }

@@ -287,10 +287,51 @@ type evalScope struct {
 	act       activation
 }
 
-// matches reports whether the rule applies to the context. A `when` (the
-// rule's or a segment's) that reads a key the context lacks does not match,
-// as an attribute missing from the context does not match in flagd,
-// LaunchDarkly, Unleash or Flipt; any other runtime error is the answer.
+// site names where an expression sits, in the errors it gives.
+type site struct {
+	kind string // "rule", "segment", "bucketBy"
+	rule string // the rule's name, for kind "rule"
+}
+
+func (s site) String() string {
+	if s.kind == "rule" {
+		return fmt.Sprintf("rule %q", s.rule)
+	}
+	return s.kind
+}
+
+// run evaluates an expression (compiled as p, or failed to compile with
+// compileErr) for the scope. absent is true when it read a key the context
+// lacks, which its caller decides the meaning of; a compile error is the
+// answer with PARSE_ERROR, any other runtime error with GENERAL.
+func (sc *evalScope) run(p *Program, compileErr error, at site) (v any, absent bool, code string, err error) {
+	if compileErr != nil {
+		return nil, false, ErrorParse, fmt.Errorf("%s: %v", at, compileErr)
+	}
+	v, err = p.eval(sc.ctx, &sc.act, sc.budget)
+	switch {
+	case errors.Is(err, errAbsentKey):
+		return nil, true, "", nil
+	case err != nil:
+		return nil, false, ErrorGeneral, fmt.Errorf("%s: %v", at, err)
+	}
+	return v, false, "", nil
+}
+
+// predicate runs a `when` (a rule's or a segment's). One that reads a key
+// the context lacks does not match, as an attribute missing from the
+// context does not match in flagd, LaunchDarkly, Unleash or Flipt; any
+// other runtime error is the answer.
+func (sc *evalScope) predicate(p *Program, compileErr error, at site) (bool, string, error) {
+	v, absent, code, err := sc.run(p, compileErr, at)
+	if absent || err != nil {
+		return false, code, err
+	}
+	return v.(bool), "", nil
+}
+
+// matches reports whether the rule applies to the context: every segment
+// it names contains the context, and its `when`, if any, holds.
 func (r *rule) matches(sc *evalScope) (bool, string, error) {
 	for _, s := range r.segments {
 		if s == nil {
@@ -302,20 +343,10 @@ func (r *rule) matches(sc *evalScope) (bool, string, error) {
 			return false, code, err
 		}
 	}
-	if r.whenErr != nil {
-		return false, ErrorParse, fmt.Errorf("rule %q: %v", r.name, r.whenErr)
-	}
-	if r.when == nil {
+	if r.when == nil && r.whenErr == nil {
 		return true, "", nil
 	}
-	v, err := r.when.eval(sc.ctx, &sc.act, sc.budget)
-	if errors.Is(err, errAbsentKey) {
-		return false, "", nil
-	}
-	if err != nil {
-		return false, ErrorGeneral, fmt.Errorf("rule %q: %v", r.name, err)
-	}
-	return v.(bool), "", nil
+	return sc.predicate(r.when, r.whenErr, site{kind: "rule", rule: r.name})
 }
 
 func (s *segment) contains(sc *evalScope) (bool, string, error) {
@@ -327,20 +358,10 @@ func (s *segment) contains(sc *evalScope) (bool, string, error) {
 			return false, "", nil
 		}
 	}
-	if s.whenErr != nil {
-		return false, ErrorParse, fmt.Errorf("segment: %v", s.whenErr)
-	}
-	if s.when == nil {
+	if s.when == nil && s.whenErr == nil {
 		return false, "", nil
 	}
-	v, err := s.when.eval(sc.ctx, &sc.act, sc.budget)
-	if errors.Is(err, errAbsentKey) {
-		return false, "", nil
-	}
-	if err != nil {
-		return false, ErrorGeneral, fmt.Errorf("segment: %v", err)
-	}
-	return v.(bool), "", nil
+	return sc.predicate(s.when, s.whenErr, site{kind: "segment"})
 }
 
 // pick buckets the context. A bucketBy that reads a key the context lacks
@@ -348,20 +369,15 @@ func (s *segment) contains(sc *evalScope) (bool, string, error) {
 // when its bucketing value is missing, so the user still lands where flagd
 // puts them.
 func (ro *rollout) pick(sc *evalScope) (string, string, error) {
-	if ro.bucketByErr != nil {
-		return "", ErrorParse, fmt.Errorf("bucketBy: %v", ro.bucketByErr)
-	}
-	if ro.bucketBy != nil {
-		v, err := ro.bucketBy.eval(sc.ctx, &sc.act, sc.budget)
+	if ro.bucketBy != nil || ro.bucketByErr != nil {
+		v, absent, code, err := sc.run(ro.bucketBy, ro.bucketByErr, site{kind: "bucketBy"})
 		switch {
-		case errors.Is(err, errAbsentKey):
-			if !sc.eval.HasTargetingKey {
-				return "", ErrorTargetingKeyMissing, fmt.Errorf("bucketBy reads a key the context lacks, and there is no targetingKey to bucket by instead")
-			}
 		case err != nil:
-			return "", ErrorGeneral, fmt.Errorf("bucketBy: %v", err)
-		default:
+			return "", code, err
+		case !absent:
 			return ro.variant(v.(string))
+		case !sc.eval.HasTargetingKey:
+			return "", ErrorTargetingKeyMissing, fmt.Errorf("bucketBy reads a key the context lacks, and there is no targetingKey to bucket by instead")
 		}
 	} else if !sc.eval.HasTargetingKey {
 		return "", ErrorTargetingKeyMissing, fmt.Errorf("a percentage rollout needs a targetingKey in the context (or a bucketBy expression)")

@@ -307,7 +307,7 @@ func TestNotFoundAndInvalidContext(t *testing.T) {
 		`null`, ` null `, `[1]`, `"s"`, `7`,
 		// Not a string targeting key, or too long.
 		`{"targetingKey": 7}`, `{"targetingKey": null}`, `{"targetingKey": 1e400}`,
-		`{"targetingKey":"` + strings.Repeat("k", MaxTargetingKeyLength+1) + `"}`,
+		`{"targetingKey":"` + strings.Repeat("k", flagpole.MaxTargetingKeyLength+1) + `"}`,
 		// Not JSON, or more than one value.
 		`{"a":1} {}`, `{`,
 		// Over the caps: size, depth, numbers.

@@ -22,9 +22,6 @@ import (
 // the envelope. A larger body is refused with 413 before it is parsed.
 const MaxRequestBytes = evaluation.MaxContextBytes + 1024
 
-// OFREP error codes beyond the engine's (OpenFeature's) own.
-const errorCodeParse = evaluation.ErrorParse
-
 // Evaluator answers evaluations from the server's in-memory flag state.
 type Evaluator interface {
 	// Evaluate answers one flag; found is false when the namespace has no such flag.
@@ -141,13 +138,13 @@ func readContext(w http.ResponseWriter, req *http.Request, key string) (c *evalu
 				ErrorDetails: fmt.Sprintf("the request body is larger than %d bytes", MaxRequestBytes)})
 			return nil, false
 		}
-		writeJSON(w, http.StatusBadRequest, failure{Key: key, ErrorCode: errorCodeParse, ErrorDetails: err.Error()})
+		writeJSON(w, http.StatusBadRequest, failure{Key: key, ErrorCode: evaluation.ErrorParse, ErrorDetails: err.Error()})
 		return nil, false
 	}
 	var er evaluationRequest
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &er); err != nil {
-			writeJSON(w, http.StatusBadRequest, failure{Key: key, ErrorCode: errorCodeParse,
+			writeJSON(w, http.StatusBadRequest, failure{Key: key, ErrorCode: evaluation.ErrorParse,
 				ErrorDetails: "the request body must be a JSON object {\"context\": {...}}: " + err.Error()})
 			return nil, false
 		}
@@ -259,11 +256,21 @@ func toFailure(res v1beta1.FlagEvaluation) failure {
 	return failure{Key: res.Key, ErrorCode: res.ErrorCode, ErrorDetails: res.ErrorMessage}
 }
 
+// encodingFailed is the body of a response whose own encoding failed: a
+// failure with no key, encoded once, when the package loads.
+var encodingFailed = func() []byte {
+	body, err := json.Marshal(failure{ErrorCode: evaluation.ErrorGeneral})
+	if err != nil {
+		panic(err)
+	}
+	return body
+}()
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		klog.ErrorS(err, "Encoding an OFREP response")
-		code, body = http.StatusInternalServerError, []byte(`{"errorCode":"GENERAL"}`)
+		code, body = http.StatusInternalServerError, encodingFailed
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

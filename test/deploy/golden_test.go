@@ -1,8 +1,8 @@
 // Package deploy checks the kustomize output of artifacts/deploy and its
 // overlays against testdata, so that every change to what a cluster receives
 // is seen in review. It needs the kubectl v1.37.2 that hack/build-tools.sh
-// builds into _output/tools/bin (or FLAGPOLE_KUBECTL); without it the test
-// skips. Regenerate the golden files with
+// builds (test/tools): under hack/test.sh a missing one fails the test,
+// outside it the test skips. Regenerate the golden files with
 //
 //	go test ./test/deploy/ -update
 //
@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/flagpole-dev/flagpole/test/tools"
 )
 
 var update = flag.Bool("update", os.Getenv("UPDATE_GOLDEN") != "", "rewrite testdata from the current kustomize output")
@@ -37,19 +39,13 @@ func TestKustomizeGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubectl := os.Getenv("FLAGPOLE_KUBECTL")
-	if kubectl == "" {
-		kubectl = filepath.Join(root, "_output", "tools", "bin", "kubectl")
-	}
-	if _, err := os.Stat(kubectl); err != nil {
-		t.Skipf("kubectl %s not found at %s (run hack/build-tools.sh, or set FLAGPOLE_KUBECTL): not comparing kustomize output", kubectlVersion, kubectl)
-	}
+	kubectl := tools.Bin(t, "kubectl")
 	out, err := exec.Command(kubectl, "version", "--client").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s version: %v\n%s", kubectl, err, out)
 	}
 	if !strings.Contains(string(out), kubectlVersion) {
-		t.Skipf("%s is not %s (%s): its kustomize may print differently; not comparing", kubectl, kubectlVersion, strings.TrimSpace(string(out)))
+		tools.Missing(t, "%s is not %s (%s): its kustomize may print differently; not comparing", kubectl, kubectlVersion, strings.TrimSpace(string(out)))
 	}
 	for dir, golden := range Kustomizations {
 		t.Run(golden, func(t *testing.T) {

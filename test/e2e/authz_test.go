@@ -66,7 +66,7 @@ func TestRBAC(t *testing.T) {
 	// A certificate from the client CA that is not the front proxy's cannot
 	// assert a user: the request is alice's, not the header's admin.
 	forged := e2e.directFlagpoleConfig(userAdmin, "system:masters")
-	forged.TLSClientConfig.CertFile, forged.TLSClientConfig.KeyFile = e2e.path("pki", userNobody+".crt"), e2e.path("pki", userNobody+".key")
+	forged.TLSClientConfig.CertFile, forged.TLSClientConfig.KeyFile = e2e.Path("pki", userNobody+".crt"), e2e.Path("pki", userNobody+".key")
 	// No client certificate (the X-Remote-* headers are sent, and ignored):
 	// anonymous is enabled in delegated mode (as in kube-apiserver), and RBAC
 	// grants system:anonymous nothing on flags.

@@ -13,13 +13,15 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 )
 
 const e2eNamespace = "e2e"
 
 // kubectl runs the kubectl built from k8s.io/kubernetes v1.37.2 as user.
 func (c *cluster) kubectl(user string, args ...string) (string, error) {
-	args = append([]string{"--kubeconfig", c.kubeconfig(user), "--cache-dir", c.path("kubectl-cache-" + strings.ReplaceAll(user, ":", "_"))}, args...)
+	args = append([]string{"--kubeconfig", c.Kubeconfig(user), "--cache-dir", c.Path("kubectl-cache-" + strings.ReplaceAll(user, ":", "_"))}, args...)
 	cmd := exec.Command(filepath.Join(c.binDir, "kubectl"), args...)
 	cmd.Dir = repoRoot
 	out, err := cmd.CombinedOutput()
@@ -33,9 +35,9 @@ func (c *cluster) bootstrap(ctx context.Context) error {
 	if out, err := c.kubectl(userAdmin, "apply", "-f", "artifacts/deploy/rbac.yaml"); err != nil {
 		return fmt.Errorf("kubectl apply rbac: %v\n%s", err, out)
 	}
-	kube := kubernetes.NewForConfigOrDie(c.restConfig(userAdmin))
-	_, err := kube.CoreV1().Services(flagpoleNamespace).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: flagpoleService},
+	kube := kubernetes.NewForConfigOrDie(c.RestConfig(userAdmin))
+	_, err := kube.CoreV1().Services(tcluster.FlagpoleNamespace).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: tcluster.FlagpoleService},
 		// The aggregator's resolver sends https://localhost:<APIService port>:
 		// no kubelet or kube-proxy needed.
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost"},

@@ -19,6 +19,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 )
 
 // Minimal stand-ins for cert-manager's CRDs: the e2e cluster has no
@@ -131,7 +133,7 @@ func TestDeployManifests(t *testing.T) {
 		cmd.Dir = repoRoot
 		cmd.Env = append(os.Environ(),
 			"KUBECTL="+filepath.Join(e2e.binDir, "kubectl"),
-			"KUBECONFIG="+e2e.kubeconfig(userAdmin),
+			"KUBECONFIG="+e2e.Kubeconfig(userAdmin),
 			"CERTS_DIR="+certs,
 			"DRY_RUN=server",
 		)
@@ -167,7 +169,7 @@ func TestDeployManifests(t *testing.T) {
 		}
 		// What the aggregator checks: the Service's DNS name, server auth.
 		if _, err := leaf.Verify(x509.VerifyOptions{
-			DNSName:   flagpoleService + "." + flagpoleNamespace + ".svc",
+			DNSName:   tcluster.FlagpoleService + "." + tcluster.FlagpoleNamespace + ".svc",
 			Roots:     roots,
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		}); err != nil {

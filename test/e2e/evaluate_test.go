@@ -24,7 +24,7 @@ func TestEvaluateThroughKubeAPIServer(t *testing.T) {
 	defer cancel()
 	mustKubectl(t, userAdmin, "apply", "-n", e2eNamespace, "-f", "artifacts/examples/")
 
-	app := clientset.NewForConfigOrDie(e2e.restConfig(userEvaluator))
+	app := clientset.NewForConfigOrDie(e2e.RestConfig(userEvaluator))
 	req := &v1beta1.EvaluationRequest{Context: v1beta1.JSON{Raw: []byte(`{"targetingKey":"tester-1","plan":"enterprise"}`)}}
 	var res *v1beta1.EvaluationResult
 	// The flag status and caches settle asynchronously after apply.
@@ -57,7 +57,7 @@ func TestEvaluateThroughKubeAPIServer(t *testing.T) {
 	}
 
 	// The admin may do bulk evaluation through kube-apiserver too.
-	admin := clientset.NewForConfigOrDie(e2e.restConfig(userAdmin))
+	admin := clientset.NewForConfigOrDie(e2e.RestConfig(userAdmin))
 	bulk, err := admin.FlagpoleV1beta1().Evaluations(e2eNamespace).Create(ctx, &v1beta1.Evaluation{
 		Spec: v1beta1.EvaluationSpec{Context: v1beta1.JSON{Raw: []byte(`{"targetingKey":"tester-1"}`)}, Flags: []string{"banner-color", "new-checkout"}},
 	}, metav1.CreateOptions{})

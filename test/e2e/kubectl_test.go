@@ -115,7 +115,7 @@ spec:
 	}
 
 	// The kill switch: a patch seen by a running `kubectl get -w`.
-	watcher := exec.Command(filepath.Join(e2e.binDir, "kubectl"), "--kubeconfig", e2e.kubeconfig(userAdmin),
+	watcher := exec.Command(filepath.Join(e2e.binDir, "kubectl"), "--kubeconfig", e2e.Kubeconfig(userAdmin),
 		"get", "flag", "new-checkout", "-n", ns, "-w", "-o", `jsonpath={.spec.state}{"\n"}`)
 	stdout, err := watcher.StdoutPipe()
 	if err != nil {
@@ -186,7 +186,7 @@ func writeManifest(t *testing.T, name, content string) string {
 func TestClientset(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client := clientset.NewForConfigOrDie(e2e.restConfig(userAdmin))
+	client := clientset.NewForConfigOrDie(e2e.RestConfig(userAdmin))
 	flags := client.FlagpoleV1beta1().Flags(e2eNamespace)
 
 	w, err := flags.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=typed"})

@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
+	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 )
 
 // TestNamespaceDeletion: kube-controller-manager's namespace controller
@@ -29,7 +30,7 @@ func TestNamespaceDeletion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const ns = "doomed"
-	kube := kubernetes.NewForConfigOrDie(e2e.restConfig(userAdmin))
+	kube := kubernetes.NewForConfigOrDie(e2e.RestConfig(userAdmin))
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func TestNamespaceDeletion(t *testing.T) {
 	if err := kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitFor(ctx, nil, 150*time.Second, func() error {
+	if err := tcluster.WaitFor(ctx, nil, 150*time.Second, func() error {
 		n, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -80,7 +81,7 @@ func TestPriorityAndFairness(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const user = "burst-user"
-	kube := kubernetes.NewForConfigOrDie(e2e.restConfig(userAdmin))
+	kube := kubernetes.NewForConfigOrDie(e2e.RestConfig(userAdmin))
 	_, err := kube.FlowcontrolV1().PriorityLevelConfigurations().Create(ctx, &flowcontrolv1.PriorityLevelConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "flagpole-e2e-tiny"},
 		Spec: flowcontrolv1.PriorityLevelConfigurationSpec{

@@ -68,19 +68,19 @@ func run(m *testing.M) int {
 	start := time.Now()
 	e2e, err = newCluster(ctx, dir, binDir, flagpoleBin)
 	if e2e != nil {
-		defer e2e.teardown()
+		defer e2e.Teardown()
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: cluster did not come up: %v\n", err)
 		if e2e != nil {
-			fmt.Fprintln(os.Stderr, e2e.logs())
+			fmt.Fprintln(os.Stderr, e2e.Logs())
 		}
 		return 1
 	}
 	fmt.Printf("e2e: control plane and Flagpole ready in %s (logs in %s)\n", time.Since(start).Round(time.Second), dir)
 	code := m.Run()
 	if code != 0 {
-		fmt.Fprintln(os.Stderr, e2e.logs())
+		fmt.Fprintln(os.Stderr, e2e.Logs())
 	}
 	return code
 }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
+	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 	openfeaturejs "github.com/flagpole-dev/flagpole/test/openfeature-js"
 )
 
@@ -32,7 +33,7 @@ func TestOFREPWithServiceAccountTokens(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const ns = "ofrep-e2e"
-	kube := kubernetes.NewForConfigOrDie(e2e.restConfig(userAdmin))
+	kube := kubernetes.NewForConfigOrDie(e2e.RestConfig(userAdmin))
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestOFREPWithServiceAccountTokens(t *testing.T) {
 	}
 	appToken, strangerToken := token("web-app"), token("stranger")
 
-	flags := clientset.NewForConfigOrDie(e2e.restConfig(userAdmin)).FlagpoleV1beta1().Flags(ns)
+	flags := clientset.NewForConfigOrDie(e2e.RestConfig(userAdmin)).FlagpoleV1beta1().Flags(ns)
 	for _, f := range openfeaturejs.Flags() {
 		if _, err := flags.Create(ctx, f, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -79,7 +80,7 @@ func TestOFREPWithServiceAccountTokens(t *testing.T) {
 	// SDKs compare answers, since a later status write would change
 	// resourceVersions (so ETags) and send change events.
 	for _, f := range openfeaturejs.Flags() {
-		if err := waitFor(ctx, nil, 30*time.Second, func() error {
+		if err := tcluster.WaitFor(ctx, nil, 30*time.Second, func() error {
 			got, err := flags.Get(ctx, f.Name, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -101,32 +102,32 @@ func TestOFREPWithServiceAccountTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	flagpole := "https://127.0.0.1:" + strconv.Itoa(e2e.flagpolePort)
+	flagpole := "https://127.0.0.1:" + strconv.Itoa(e2e.FlagpolePort)
 	// The RoleBinding reaches Flagpole's SubjectAccessReview cache within
 	// its TTL; wait for the application's first 200 before the SDKs run.
-	if err := waitFor(ctx, nil, 30*time.Second, func() error {
-		return ofrepOK(flagpole, e2e.path("flagpole", "certificates", "apiserver.crt"), ns, appToken)
+	if err := tcluster.WaitFor(ctx, nil, 30*time.Second, func() error {
+		return ofrepOK(flagpole, e2e.Path("flagpole", "certificates", "apiserver.crt"), ns, appToken)
 	}); err != nil {
 		t.Fatal(err)
 	}
 	openfeaturejs.Run(t, openfeaturejs.Env{
 		BaseURL:     flagpole + "/namespaces/" + ns,
-		CAFiles:     []string{e2e.path("flagpole", "certificates", "apiserver.crt"), e2e.ca.CACertFile()},
+		CAFiles:     []string{e2e.Path("flagpole", "certificates", "apiserver.crt"), e2e.CA.CACertFile()},
 		AppToken:    appToken,
 		DeniedToken: strangerToken,
 		// Delegated authentication admits a request without credentials as
 		// system:anonymous, and RBAC refuses it.
 		NoTokenStatus:  http.StatusForbidden,
 		ExpectedSplits: splits,
-		APIServer:      e2e.kubeHost,
-		AdminCert:      e2e.ca.AdminCertFile(),
-		AdminKey:       e2e.ca.AdminKeyFile(),
+		APIServer:      e2e.KubeHost,
+		AdminCert:      e2e.CA.AdminCertFile(),
+		AdminKey:       e2e.CA.AdminKeyFile(),
 	}, "server.test.mjs", "web.test.mjs")
 
 	// OFREP calls are audited like the API they mirror: as a create of
 	// flags/evaluate by the application's ServiceAccount.
 	app := "system:serviceaccount:" + ns + ":web-app"
-	if err := waitFor(ctx, nil, 30*time.Second, func() error {
+	if err := tcluster.WaitFor(ctx, nil, 30*time.Second, func() error {
 		for _, ev := range auditEvents(t) {
 			if ev.User.Username == app && ev.Verb == "create" && ev.ObjectRef != nil && ev.ObjectRef.Resource == "flags" &&
 				ev.ObjectRef.Subresource == "evaluate" && strings.HasPrefix(ev.RequestURI, "/namespaces/"+ns+"/ofrep/v1/") {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 )
 
 // TestRestartFlagpole: stopping Flagpole makes the APIService unavailable;
@@ -16,9 +18,9 @@ func TestRestartFlagpole(t *testing.T) {
 	defer cancel()
 	mustKubectl(t, userAdmin, "apply", "-n", e2eNamespace, "-f", "artifacts/examples/segment-employees.yaml")
 
-	p := e2e.procs["flagpole-apiserver"]
+	p := e2e.Procs["flagpole-apiserver"]
 	if err := p.Stop(60 * time.Second); err != nil {
-		t.Fatalf("flagpole did not exit cleanly on SIGTERM: %v\n%s", err, p.Tail(tailBytes))
+		t.Fatalf("flagpole did not exit cleanly on SIGTERM: %v\n%s", err, p.Tail(tcluster.TailBytes))
 	}
 	if err := e2e.WaitAPIService(ctx, false, 120*time.Second); err != nil {
 		t.Fatalf("APIService still available with Flagpole down: %v", err)
@@ -27,7 +29,7 @@ func TestRestartFlagpole(t *testing.T) {
 		t.Errorf("kubectl worked with Flagpole down:\n%s", out)
 	}
 
-	if err := e2e.startFlagpole(ctx); err != nil {
+	if err := e2e.StartFlagpole(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := e2e.WaitAPIService(ctx, true, 120*time.Second); err != nil {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
+	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 	"github.com/flagpole-dev/flagpole/test/process"
 )
 
@@ -46,7 +47,7 @@ const (
 func TestTwoReplicasRollingRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	agg := aggregator.NewForConfigOrDie(e2e.restConfig(userAdmin))
+	agg := aggregator.NewForConfigOrDie(e2e.RestConfig(userAdmin))
 
 	r1, r2 := &replica{name: "flagpole-r1"}, &replica{name: "flagpole-r2"}
 	for _, r := range []*replica{r1, r2} {
@@ -68,8 +69,8 @@ func TestTwoReplicasRollingRestart(t *testing.T) {
 	t.Cleanup(func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer ccancel()
-		if err := setAPIServicePort(cctx, agg, e2e.flagpolePort); err != nil {
-			t.Errorf("cleanup: moving the APIService back to port %d: %v", e2e.flagpolePort, err)
+		if err := setAPIServicePort(cctx, agg, e2e.FlagpolePort); err != nil {
+			t.Errorf("cleanup: moving the APIService back to port %d: %v", e2e.FlagpolePort, err)
 			return
 		}
 		if err := e2e.WaitAPIService(cctx, true, 90*time.Second); err != nil {
@@ -100,12 +101,12 @@ func TestTwoReplicasRollingRestart(t *testing.T) {
 	}
 	seenOnR2(t, w, "rolling-eval")
 	t.Cleanup(func() {
-		_ = clientset.NewForConfigOrDie(e2e.restConfig(userAdmin)).FlagpoleV1beta1().Flags(e2eNamespace).DeleteCollection(
+		_ = clientset.NewForConfigOrDie(e2e.RestConfig(userAdmin)).FlagpoleV1beta1().Flags(e2eNamespace).DeleteCollection(
 			context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "e2e=rolling-restart"})
 	})
 
 	// Reads, writes and evaluations through kube-apiserver.
-	flags := clientset.NewForConfigOrDie(e2e.restConfig(userAdmin)).FlagpoleV1beta1()
+	flags := clientset.NewForConfigOrDie(e2e.RestConfig(userAdmin)).FlagpoleV1beta1()
 	var created atomic.Int64
 	req := &v1beta1.EvaluationRequest{Context: v1beta1.JSON{Raw: []byte(`{"targetingKey":"u-1"}`)}}
 	stream := startRequestStream(ctx, agg,
@@ -130,7 +131,7 @@ func TestTwoReplicasRollingRestart(t *testing.T) {
 	for i, r := range []*replica{r1, r2} {
 		stopped := time.Now()
 		if err := r.p.Stop(60 * time.Second); err != nil {
-			t.Fatalf("%s did not exit cleanly on SIGTERM: %v\n%s", r.name, err, r.p.Tail(tailBytes))
+			t.Fatalf("%s did not exit cleanly on SIGTERM: %v\n%s", r.name, err, r.p.Tail(tcluster.TailBytes))
 		}
 		t.Logf("%s exited %s after SIGTERM", r.name, time.Since(stopped).Round(10*time.Millisecond))
 		stream.waitRequests(t, 20) // served by the other replica alone
@@ -160,7 +161,7 @@ func TestTwoReplicasRollingRestart(t *testing.T) {
 	}
 }
 
-// replica is a Flagpole process of the test, with startFlagpole's flags plus
+// replica is a Flagpole process of the test, with StartFlagpole's flags plus
 // a shutdown delay; it keeps its port and data directory across restarts.
 type replica struct {
 	name string
@@ -171,19 +172,19 @@ type replica struct {
 func (r *replica) start(ctx context.Context) error {
 	if r.port == 0 {
 		var err error
-		if r.port, err = freePort(); err != nil {
+		if r.port, err = tcluster.FreePort(); err != nil {
 			return err
 		}
 	}
-	args := append(e2e.flagpoleArgs(r.port, e2e.path(r.name), e2e.path(r.name+"-audit.log")),
+	args := append(e2e.flagpoleArgs(r.port, e2e.Path(r.name), e2e.Path(r.name+"-audit.log")),
 		"--shutdown-delay-duration", replicaShutdownDelay.String())
-	p, err := e2e.start(r.name, e2e.flagpoleBin, args...)
+	p, err := e2e.StartProcess(r.name, e2e.flagpoleBin, args...)
 	if err != nil {
 		return err
 	}
 	r.p = p
-	return waitFor(ctx, p, 90*time.Second, func() error {
-		return getOK(e2e.directFlagpoleConfigAt(r.port, userAdmin, "system:masters"), "/readyz")
+	return tcluster.WaitFor(ctx, p, 90*time.Second, func() error {
+		return tcluster.GetOK(e2e.directFlagpoleConfigAt(r.port, userAdmin, "system:masters"), "/readyz")
 	})
 }
 
@@ -395,7 +396,7 @@ func (f *front) untrack(conns ...net.Conn) {
 
 // waitReady waits until the front sends connections to each backend given.
 func (f *front) waitReady(ctx context.Context, backends ...int) error {
-	return waitFor(ctx, nil, 60*time.Second, func() error {
+	return tcluster.WaitFor(ctx, nil, 60*time.Second, func() error {
 		for _, i := range backends {
 			if !f.ready[i].Load() {
 				return fmt.Errorf("front: replica %d not ready", i+1)

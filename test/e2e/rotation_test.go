@@ -17,12 +17,14 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
+	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 )
 
 // TestServingCertificateRotation replaces Flagpole's serving certificate
@@ -36,8 +38,8 @@ import (
 func TestServingCertificateRotation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	agg := aggregator.NewForConfigOrDie(e2e.restConfig(userAdmin))
-	oldCA := e2e.serving
+	agg := aggregator.NewForConfigOrDie(e2e.RestConfig(userAdmin))
+	oldCA := e2e.Serving
 	oldPEM, err := oldCA.CAPEM()
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +50,7 @@ func TestServingCertificateRotation(t *testing.T) {
 	}
 	oldLeaf := servedLeaf(t, oldPEM)
 
-	flags := clientset.NewForConfigOrDie(e2e.restConfig(userAdmin)).FlagpoleV1beta1()
+	flags := clientset.NewForConfigOrDie(e2e.RestConfig(userAdmin)).FlagpoleV1beta1()
 	stream := startRequestStream(ctx, agg,
 		func(ctx context.Context) error {
 			_, err := flags.Flags(e2eNamespace).List(ctx, metav1.ListOptions{Limit: 5})
@@ -66,7 +68,7 @@ func TestServingCertificateRotation(t *testing.T) {
 		}
 		// Whatever step failed, leave an APIService that trusts both CAs,
 		// so later tests find the cluster Available.
-		newPEM, _ := e2e.serving.CAPEM()
+		newPEM, _ := e2e.Serving.CAPEM()
 		bundle := oldPEM
 		if !bytes.Equal(newPEM, oldPEM) {
 			bundle = append(append([]byte{}, oldPEM...), newPEM...)
@@ -84,7 +86,7 @@ func TestServingCertificateRotation(t *testing.T) {
 	stream.waitRequests(t, 20)
 
 	// (1) A new CA, in a directory of its own.
-	newCA, err := standalone.EnsurePKI(e2e.path("pki", "flagpole-serving-"+strconv.FormatInt(time.Now().UnixNano(), 36)), nil)
+	newCA, err := standalone.EnsurePKI(e2e.Path("pki", "flagpole-serving-"+strconv.FormatInt(time.Now().UnixNano(), 36)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,18 +106,18 @@ func TestServingCertificateRotation(t *testing.T) {
 	stream.waitRequests(t, 20)
 
 	// (3) Replace the files Flagpole serves.
-	newLeaf, err := e2e.writeServingCert(newCA)
+	newLeaf, err := e2e.WriteServingCert(newCA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2e.serving = newCA
+	e2e.Serving = newCA
 	t.Logf("serving files replaced: serial %s (CA key %x) -> %s (CA key %x)", oldLeaf.SerialNumber, oldLeaf.AuthorityKeyId, newLeaf.SerialNumber, newLeaf.AuthorityKeyId)
 
 	// (4) The running server serves the new leaf: upstream's dynamic serving
 	// certificate reloads on a file event, or at the latest on its
 	// one-minute resync.
 	replaced := time.Now()
-	if err := waitFor(ctx, nil, 90*time.Second, func() error {
+	if err := tcluster.WaitFor(ctx, nil, 90*time.Second, func() error {
 		var got *x509.Certificate
 		if err := dialServingWith(both, func(cs tls.ConnectionState) { got = cs.PeerCertificates[0] }); err != nil {
 			return err
@@ -128,7 +130,7 @@ func TestServingCertificateRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Flagpole served the new certificate %s after the files were replaced", time.Since(replaced).Round(10*time.Millisecond))
-	if p := e2e.procs["flagpole-apiserver"]; p.Exited() {
+	if p := e2e.Procs["flagpole-apiserver"]; p.Exited() {
 		t.Fatalf("flagpole exited during rotation: %v", p.Err())
 	}
 	stream.waitRequests(t, 20)
@@ -166,7 +168,7 @@ func TestServingCertificateRotation(t *testing.T) {
 	// old CA alone would reuse the old transport, whose connections were
 	// verified against the old leaf before the rotation and stay open for
 	// up to 90 s idle (the check then passes without any handshake).
-	stranger, err := standalone.EnsurePKI(e2e.path("pki", "flagpole-stranger-"+strconv.FormatInt(time.Now().UnixNano(), 36)), nil)
+	stranger, err := standalone.EnsurePKI(e2e.Path("pki", "flagpole-stranger-"+strconv.FormatInt(time.Now().UnixNano(), 36)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,9 +215,9 @@ func dialServingWith(bundle []byte, f func(tls.ConnectionState)) error {
 	if !roots.AppendCertsFromPEM(bundle) {
 		return fmt.Errorf("no certificate in the bundle")
 	}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", "127.0.0.1:"+strconv.Itoa(e2e.flagpolePort), &tls.Config{
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", "127.0.0.1:"+strconv.Itoa(e2e.FlagpolePort), &tls.Config{
 		RootCAs:    roots,
-		ServerName: flagpoleService + "." + flagpoleNamespace + ".svc",
+		ServerName: tcluster.FlagpoleService + "." + tcluster.FlagpoleNamespace + ".svc",
 	})
 	if err != nil {
 		return err
@@ -329,12 +331,10 @@ func (s *requestStream) record(msg string) {
 func (s *requestStream) waitRequests(t *testing.T, n int64) {
 	t.Helper()
 	want := s.ok.Load() + n
-	deadline := time.Now().Add(time.Minute)
-	for s.ok.Load() < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than %d requests succeeded in a minute (%d failed)", n, s.failed.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return s.ok.Load() >= want, nil
+	}); err != nil {
+		t.Fatalf("fewer than %d requests succeeded in a minute (%d failed)", n, s.failed.Load())
 	}
 }
 

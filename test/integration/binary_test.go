@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
+	"github.com/flagpole-dev/flagpole/test/tools"
 )
 
 // binaryServer is flagpole-apiserver run as a child process, exactly as a
@@ -208,21 +209,14 @@ func tail(s string) string {
 }
 
 // pinnedKubectl returns the kubectl that hack/build-tools.sh builds from the
-// k8s.io/kubernetes version hack/tools/go.mod pins. hack/test.sh builds the
-// tools first and names the binary in FLAGPOLE_KUBECTL; there a missing
-// binary or another version fails the test. A plain `go test ./...` uses
-// _output/tools/bin/kubectl when it exists and otherwise skips, saying how
-// to build it: the machine's kubectl may be any version and never stands in.
+// k8s.io/kubernetes version hack/tools/go.mod pins (test/tools: under
+// hack/test.sh a missing binary fails the test; a plain `go test ./...`
+// skips, saying how to build it). Another version fails the test: the
+// machine's kubectl may be any version and never stands in.
 func pinnedKubectl(t *testing.T) string {
 	t.Helper()
 	root := repoRoot(t)
-	kubectl, fromEnv := os.LookupEnv("FLAGPOLE_KUBECTL")
-	if !fromEnv {
-		kubectl = filepath.Join(root, "_output", "tools", "bin", "kubectl")
-		if _, err := os.Stat(kubectl); err != nil {
-			t.Skipf("the pinned kubectl is not built (%v): run hack/build-tools.sh, or hack/test.sh which builds it first", err)
-		}
-	}
+	kubectl := tools.Bin(t, "kubectl")
 	goMod, err := os.ReadFile(filepath.Join(root, "hack", "tools", "go.mod"))
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +232,7 @@ func pinnedKubectl(t *testing.T) string {
 	}
 	out, err := exec.Command(kubectl, "version", "--client").CombinedOutput()
 	if err != nil {
-		t.Fatalf("FLAGPOLE_KUBECTL=%q: %v\n%s", kubectl, err, out)
+		t.Fatalf("%s version --client: %v\n%s", kubectl, err, out)
 	}
 	if !strings.Contains(string(out), "Client Version: "+pin+"\n") {
 		t.Fatalf("%s is not kubectl %s (the pin in hack/tools/go.mod):\n%s", kubectl, pin, out)

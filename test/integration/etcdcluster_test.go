@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 	"github.com/flagpole-dev/flagpole/test/integration/framework"
 	"github.com/flagpole-dev/flagpole/test/process"
+	"github.com/flagpole-dev/flagpole/test/tools"
 )
 
 // etcdCluster is a cluster of real etcd members, each a child process on
@@ -39,14 +39,10 @@ type etcdMember struct {
 }
 
 // pinnedEtcd is the etcd that hack/build-tools.sh builds (hack/test.sh runs
-// it first); without it the test skips and says how to build it.
+// it first, and then a missing one fails the test).
 func pinnedEtcd(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(repoRoot(t), "_output", "tools", "bin", "etcd")
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("the pinned etcd is not built (%v): run hack/build-tools.sh, or hack/test.sh which builds it first", err)
-	}
-	return bin
+	return tools.Bin(t, "etcd")
 }
 
 // startEtcdCluster starts n members and waits until each is healthy (the
@@ -269,15 +265,13 @@ func waitReadyz(t *testing.T, hc *http.Client, s *framework.Server, timeout time
 	t.Helper()
 	start := time.Now()
 	var last rawResponse
-	for time.Since(start) < timeout {
+	if err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		last = rawDo(hc, http.MethodGet, s.AdminConfig.Host+"/readyz?verbose", "", 5*time.Second)
-		if last.err == nil && want(last.code) {
-			return time.Since(start)
-		}
-		time.Sleep(250 * time.Millisecond)
+		return last.err == nil && want(last.code), nil
+	}); err != nil {
+		t.Fatalf("/readyz not %s within %s: %v", what, timeout, last)
 	}
-	t.Fatalf("/readyz not %s within %s: %v", what, timeout, last)
-	return 0
+	return time.Since(start)
 }
 
 // TestThreeMemberEtcdMemberLoss writes flags continuously while the etcd

@@ -2,6 +2,8 @@
 // +groupName=flagpole.dev
 
 // Package flagpole is the internal version of the flagpole.dev API. Every
-// served version converts through it; registry, validation and the engine
-// work on these types only.
+// served version converts through it; the registry and validation work on
+// these types. The engine (pkg/evaluation) and its clients work on v1beta1,
+// the version the informers and clients hold; it reads only the shared
+// constants here (field names, flag types, limits).
 package flagpole

@@ -3,6 +3,7 @@ package leaderelection
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/component-base/metrics/testutil"
 
@@ -111,8 +113,8 @@ func (w *world) candidate(client *clientv3.Client, name string, ttl time.Duratio
 // and returns it.
 func waitLeader(t *testing.T, timeout time.Duration, cs ...*candidate) *candidate {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	var leader *candidate
+	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		var leaders []*candidate
 		for _, c := range cs {
 			if c.elector.IsLeader() && c.running.Load() {
@@ -120,15 +122,21 @@ func waitLeader(t *testing.T, timeout time.Duration, cs ...*candidate) *candidat
 			}
 		}
 		if len(leaders) > 1 {
-			t.Fatalf("%d leaders at once", len(leaders))
+			return false, fmt.Errorf("%d leaders at once", len(leaders))
 		}
 		if len(leaders) == 1 {
-			return leaders[0]
+			leader = leaders[0]
+			return true, nil
 		}
-		time.Sleep(10 * time.Millisecond)
+		return false, nil
+	})
+	if wait.Interrupted(err) {
+		t.Fatalf("no leader within %s", timeout)
 	}
-	t.Fatalf("no leader within %s", timeout)
-	return nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leader
 }
 
 func gauge(t *testing.T) float64 {
@@ -243,16 +251,15 @@ func TestLostSessionEndsTheTerm(t *testing.T) {
 	if _, err := admin.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
 		t.Fatal(err)
 	}
-	for {
+	if err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 3*time.Second, true, func(context.Context) (bool, error) {
 		got := waitLeader(t, 3*time.Second, a, b)
 		if got != first || got.terms.Load() > termsBefore {
 			t.Logf("%s leads %s after the revocation", got.name, time.Since(start))
-			return
+			return true, nil
 		}
-		if time.Since(start) > 3*time.Second {
-			t.Fatalf("%s kept leading after its lease was revoked", first.name)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false, nil
+	}); err != nil {
+		t.Fatalf("%s kept leading after its lease was revoked", first.name)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 )
 
 func init() {
@@ -16,20 +18,20 @@ func addFieldLabelConversions(scheme *runtime.Scheme) error {
 	if err := scheme.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("Flag"),
 		func(label, value string) (string, string, error) {
 			switch label {
-			case "metadata.name", "metadata.namespace", "spec.state", "spec.type":
+			case "metadata.name", "metadata.namespace", flagpole.FlagFieldState, flagpole.FlagFieldType:
 				return label, value, nil
 			}
-			return "", "", fmt.Errorf("field label %q is not supported for Flag: use metadata.name, metadata.namespace, spec.state or spec.type", label)
+			return "", "", fmt.Errorf("field label %q is not supported for Flag: use metadata.name, metadata.namespace, %s or %s", label, flagpole.FlagFieldState, flagpole.FlagFieldType)
 		}); err != nil {
 		return err
 	}
 	if err := scheme.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("FlagOverride"),
 		func(label, value string) (string, string, error) {
 			switch label {
-			case "metadata.name", "metadata.namespace", "spec.flag":
+			case "metadata.name", "metadata.namespace", flagpole.FlagOverrideFieldFlag:
 				return label, value, nil
 			}
-			return "", "", fmt.Errorf("field label %q is not supported for FlagOverride: use metadata.name, metadata.namespace or spec.flag", label)
+			return "", "", fmt.Errorf("field label %q is not supported for FlagOverride: use metadata.name, metadata.namespace or %s", label, flagpole.FlagOverrideFieldFlag)
 		}); err != nil {
 		return err
 	}

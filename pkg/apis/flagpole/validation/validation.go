@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -34,7 +35,7 @@ const (
 	MaxExpressionLength   = 4096
 	MaxSegmentKeys        = 10000
 	MaxSegmentKeysBytes   = 512 * 1024 // a segment's include and exclude keys together
-	MaxTargetingKeyLength = 256
+	MaxTargetingKeyLength = flagpole.MaxTargetingKeyLength
 )
 
 // Stored-size bounds. etcd refuses a request over 1.5 MiB (its default
@@ -43,7 +44,8 @@ const (
 // more (100 rules of long expressions, values full of characters JSON
 // escapes), so the whole object is measured as stored.
 const (
-	// MaxObjectBytes bounds a whole object, as stored (JSON), after a write to
+	// MaxObjectBytes bounds a whole object, as stored (in the encoding of
+	// --storage-media-type, protobuf by default), after a write to
 	// the main resource.
 	MaxObjectBytes = 1024 * 1024
 	// StatusHeadroomBytes is what a status write may add beyond
@@ -76,6 +78,14 @@ const (
 // Validation of flags and segments requires one: this package cannot import
 // the engine, so the registry passes the engine's compiler in.
 type CompileFunc func(fldPath *field.Path, expr string, kind ExpressionKind, stored bool) field.ErrorList
+
+func joinTypes(types []flagpole.FlagType) string {
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
+}
 
 // ValidateFlagName is the name check for flags: the flag key is a DNS subdomain.
 var ValidateFlagName = apimachineryvalidation.NameIsDNSSubdomain
@@ -120,14 +130,13 @@ func validateFlagSpec(spec, old *flagpole.FlagSpec, compile CompileFunc, fldPath
 	allErrs = append(allErrs, validateMaxLength(spec.Description, MaxDescriptionLength, fldPath.Child("description"))...)
 	allErrs = append(allErrs, validateMaxLength(spec.Owner, MaxOwnerLength, fldPath.Child("owner"))...)
 
-	types := []flagpole.FlagType{flagpole.FlagTypeBoolean, flagpole.FlagTypeString, flagpole.FlagTypeNumber, flagpole.FlagTypeObject}
 	typeValid := true
 	switch {
 	case spec.Type == "":
-		allErrs = append(allErrs, field.Required(fldPath.Child("type"), "one of Boolean, String, Number, Object"))
+		allErrs = append(allErrs, field.Required(fldPath.Child("type"), "one of "+joinTypes(flagpole.FlagTypes)))
 		typeValid = false
-	case !sets.New(types...).Has(spec.Type):
-		allErrs = append(allErrs, field.NotSupported(fldPath.Child("type"), spec.Type, types))
+	case !slices.Contains(flagpole.FlagTypes, spec.Type):
+		allErrs = append(allErrs, field.NotSupported(fldPath.Child("type"), spec.Type, flagpole.FlagTypes))
 		typeValid = false
 	}
 

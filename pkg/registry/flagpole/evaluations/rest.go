@@ -6,6 +6,7 @@ package evaluations
 
 import (
 	"context"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -41,11 +42,10 @@ func parseContext(raw []byte, fldPath *field.Path) (*evaluation.Context, field.E
 }
 
 func validateExpectedType(t flagpole.FlagType, fldPath *field.Path) field.ErrorList {
-	switch t {
-	case "", flagpole.FlagTypeBoolean, flagpole.FlagTypeString, flagpole.FlagTypeNumber, flagpole.FlagTypeObject:
+	if t == "" || slices.Contains(flagpole.FlagTypes, t) {
 		return nil
 	}
-	return field.ErrorList{field.NotSupported(fldPath, t, []flagpole.FlagType{flagpole.FlagTypeBoolean, flagpole.FlagTypeString, flagpole.FlagTypeNumber, flagpole.FlagTypeObject})}
+	return field.ErrorList{field.NotSupported(fldPath, t, flagpole.FlagTypes)}
 }
 
 func toInternal(in v1beta1.FlagEvaluation) flagpole.FlagEvaluation {

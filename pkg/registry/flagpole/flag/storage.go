@@ -10,6 +10,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
@@ -47,7 +48,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, co
 	if compile == nil {
 		return Storage{}, errors.New("flag storage needs an expression compiler")
 	}
-	strategy := NewStrategy(scheme, compile, status)
+	strategy := NewStrategy(scheme, compile, status, clock.RealClock{})
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &flagpole.Flag{} },
 		NewListFunc:               func() runtime.Object { return &flagpole.FlagList{} },

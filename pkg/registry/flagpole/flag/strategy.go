@@ -18,16 +18,11 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/names"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
-)
-
-// Field selectors a Flag supports beyond metadata.name and metadata.namespace.
-const (
-	FieldState = "spec.state"
-	FieldType  = "spec.type"
 )
 
 // Strategy implements create, update and delete behaviour for the main resource.
@@ -36,6 +31,7 @@ type Strategy struct {
 	names.NameGenerator
 	compile validation.CompileFunc
 	status  StatusFunc
+	clock   clock.PassiveClock
 }
 
 // StatusFunc derives the status a flag has when it is written: what the
@@ -49,8 +45,8 @@ type StatusFunc func(*flagpole.Flag) flagpole.FlagStatus
 // validation never runs without it. status, when set, fills in the status of
 // every write that creates a flag or changes its spec, in that same write;
 // without it status waits for the controller.
-func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc, status StatusFunc) Strategy {
-	return Strategy{scheme, names.SimpleNameGenerator, compile, status}
+func NewStrategy(scheme *runtime.Scheme, compile validation.CompileFunc, status StatusFunc, c clock.PassiveClock) Strategy {
+	return Strategy{scheme, names.SimpleNameGenerator, compile, status, c}
 }
 
 var (
@@ -93,18 +89,18 @@ func (s Strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) fie
 	return validation.ValidateFlagUpdate(obj.(*flagpole.Flag), old.(*flagpole.Flag), s.compile)
 }
 
-func (Strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {
-	return specWarnings(&obj.(*flagpole.Flag).Spec)
+func (s Strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {
+	return specWarnings(&obj.(*flagpole.Flag).Spec, s.clock.Now())
 }
 
-func (Strategy) WarningsOnUpdate(_ context.Context, obj, _ runtime.Object) []string {
-	return specWarnings(&obj.(*flagpole.Flag).Spec)
+func (s Strategy) WarningsOnUpdate(_ context.Context, obj, _ runtime.Object) []string {
+	return specWarnings(&obj.(*flagpole.Flag).Spec, s.clock.Now())
 }
 
 // specWarnings points out what is valid but almost certainly not meant.
-func specWarnings(spec *flagpole.FlagSpec) []string {
+func specWarnings(spec *flagpole.FlagSpec, now time.Time) []string {
 	var warnings []string
-	if spec.ExpiresAt != nil && spec.ExpiresAt.Time.Before(time.Now()) {
+	if spec.ExpiresAt != nil && spec.ExpiresAt.Time.Before(now) {
 		warnings = append(warnings, fmt.Sprintf("spec.expiresAt: %s is in the past; the flag is stale and due for clean-up", spec.ExpiresAt.UTC().Format(time.RFC3339)))
 	}
 	for i, r := range spec.Rules {
@@ -207,8 +203,8 @@ func GetAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
 // SelectableFields is the field set field selectors match against.
 func SelectableFields(f *flagpole.Flag) fields.Set {
 	return generic.AddObjectMetaFieldsSet(fields.Set{
-		FieldState: string(f.Spec.State),
-		FieldType:  string(f.Spec.Type),
+		flagpole.FlagFieldState: string(f.Spec.State),
+		flagpole.FlagFieldType:  string(f.Spec.Type),
 	}, &f.ObjectMeta, true)
 }
 

@@ -18,6 +18,8 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
@@ -47,7 +49,7 @@ func newFlag() *flagpole.Flag {
 func testStrategy() Strategy {
 	scheme := runtime.NewScheme()
 	install.Install(scheme)
-	return NewStrategy(scheme, expression.Compile, nil)
+	return NewStrategy(scheme, expression.Compile, nil, clock.RealClock{})
 }
 
 // The strategy runs the engine's compiler: an expression the engine cannot
@@ -243,6 +245,12 @@ func TestWarnings(t *testing.T) {
 	if len(w) != 2 || !strings.Contains(w[0], "spec.expiresAt") || !strings.Contains(w[1], "never reached") {
 		t.Errorf("warnings = %q", w)
 	}
+
+	// "In the past" is the strategy's clock's past.
+	s.clock = clocktesting.NewFakePassiveClock(past.Add(-time.Minute))
+	if w := s.WarningsOnUpdate(context.Background(), f, newFlag()); len(w) != 1 || strings.Contains(w[0], "spec.expiresAt") {
+		t.Errorf("warnings a minute before expiresAt = %q, want only the unreachable rule", w)
+	}
 }
 
 func TestFieldSelectors(t *testing.T) {
@@ -339,7 +347,7 @@ func TestStatusDerivedInTheWrite(t *testing.T) {
 		derived = append(derived, f.Generation)
 		return flagpole.FlagStatus{ObservedGeneration: f.Generation, Conditions: []metav1.Condition{{Type: flagpole.FlagConditionReady, Status: metav1.ConditionTrue, Reason: "Derived"}}}
 	}
-	s := NewStrategy(scheme, expression.Compile, status)
+	s := NewStrategy(scheme, expression.Compile, status, clock.RealClock{})
 	ctx := genericapirequest.WithNamespace(context.Background(), "default")
 
 	f := newFlag()

@@ -23,9 +23,6 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/validation"
 )
 
-// FieldFlag selects overrides of one flag.
-const FieldFlag = "spec.flag"
-
 // Strategy implements create, update and delete behaviour for overrides.
 type Strategy struct {
 	runtime.ObjectTyper
@@ -105,7 +102,7 @@ func GetAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("not a FlagOverride: %T", obj)
 	}
-	return labels.Set(o.Labels), generic.AddObjectMetaFieldsSet(fields.Set{FieldFlag: o.Spec.Flag}, &o.ObjectMeta, true), nil
+	return labels.Set(o.Labels), generic.AddObjectMetaFieldsSet(fields.Set{flagpole.FlagOverrideFieldFlag: o.Spec.Flag}, &o.ObjectMeta, true), nil
 }
 
 // Matcher returns the predicate LIST and WATCH filter with.
