@@ -93,8 +93,9 @@ type Config struct {
 	// FlagpoleArgs are appended to the command line of the Flagpole that
 	// Start starts (not to other replicas').
 	FlagpoleArgs []string
-	// Bootstrap, if set, replaces Bootstrap's default (Flagpole's RBAC and
-	// Service) after kube-apiserver is ready and before Flagpole starts.
+	// Bootstrap, if set, replaces the default (BootstrapFlagpole: Flagpole's
+	// RBAC and Service) after kube-apiserver is ready and before Flagpole
+	// starts; it may call BootstrapFlagpole itself.
 	Bootstrap func(ctx context.Context) error
 }
 
@@ -165,7 +166,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 	bootstrap := c.Bootstrap
 	if bootstrap == nil {
-		bootstrap = c.bootstrap
+		bootstrap = c.BootstrapFlagpole
 	}
 	steps := []func(context.Context) error{c.startKubeAPIServer, bootstrap}
 	if c.ControllerManager {
@@ -385,10 +386,10 @@ func (c *Cluster) startKubeAPIServer(ctx context.Context) error {
 	return WaitFor(ctx, p, 120*time.Second, func() error { return GetOK(admin, "/readyz") })
 }
 
-// bootstrap creates what an operator would before starting Flagpole: its
-// RBAC (artifacts/deploy/rbac.yaml, applied with kubectl) and the
-// ExternalName Service the APIService points at.
-func (c *Cluster) bootstrap(ctx context.Context) error {
+// BootstrapFlagpole creates what an operator would before starting
+// Flagpole: its RBAC (artifacts/deploy/rbac.yaml, applied with kubectl) and
+// the ExternalName Service the APIService points at.
+func (c *Cluster) BootstrapFlagpole(ctx context.Context) error {
 	if out, err := c.Kubectl(UserAdmin, "apply", "-f", "artifacts/deploy/rbac.yaml"); err != nil {
 		return fmt.Errorf("kubectl apply rbac: %v\n%s", err, out)
 	}

@@ -24,7 +24,7 @@ func TestRBAC(t *testing.T) {
 	mustKubectl(t, userAdmin, "apply", "-n", e2eNamespace, "-f", "artifacts/examples/flag-banner-color.yaml")
 
 	// No role: 403 on list.
-	out, err := e2e.kubectl(userNobody, "get", "flags", "-n", e2eNamespace)
+	out, err := e2e.Kubectl(userNobody, "get", "flags", "-n", e2eNamespace)
 	if err == nil || !strings.Contains(out, `User "alice" cannot list resource "flags" in API group "flagpole.dev"`) {
 		t.Errorf("user without a role: %v\n%s", err, out)
 	}
@@ -32,7 +32,7 @@ func TestRBAC(t *testing.T) {
 	if out := mustKubectl(t, userReader, "get", "flags", "-n", e2eNamespace, "-o", "name"); !strings.Contains(out, "banner-color") {
 		t.Errorf("reader list:\n%s", out)
 	}
-	out, err = e2e.kubectl(userReader, "patch", "flag", "banner-color", "-n", e2eNamespace, "--type=merge", "-p", `{"spec":{"owner":"bob"}}`)
+	out, err = e2e.Kubectl(userReader, "patch", "flag", "banner-color", "-n", e2eNamespace, "--type=merge", "-p", `{"spec":{"owner":"bob"}}`)
 	if err == nil || !strings.Contains(out, `cannot patch resource "flags"`) {
 		t.Errorf("reader patch: %v\n%s", err, out)
 	}
@@ -41,7 +41,7 @@ func TestRBAC(t *testing.T) {
 	if out := mustKubectl(t, userAdmin, "--as", userReader, "get", "flags", "-n", e2eNamespace, "-o", "name"); !strings.Contains(out, "banner-color") {
 		t.Errorf("--as bob:\n%s", out)
 	}
-	out, err = e2e.kubectl(userAdmin, "--as", userNobody, "get", "flags", "-n", e2eNamespace)
+	out, err = e2e.Kubectl(userAdmin, "--as", userNobody, "get", "flags", "-n", e2eNamespace)
 	if err == nil || !strings.Contains(out, `User "alice" cannot list`) {
 		t.Errorf("--as alice: %v\n%s", err, out)
 	}

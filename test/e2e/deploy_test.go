@@ -72,7 +72,7 @@ func TestDeployManifests(t *testing.T) {
 	}
 	mustKubectl(t, userAdmin, "apply", "-f", crds)
 	t.Cleanup(func() {
-		if out, err := e2e.kubectl(userAdmin, "delete", "-f", crds, "--wait=false"); err != nil {
+		if out, err := e2e.Kubectl(userAdmin, "delete", "-f", crds, "--wait=false"); err != nil {
 			t.Logf("removing the stand-in CRDs: %v\n%s", err, out)
 		}
 	})
@@ -98,7 +98,7 @@ func TestDeployManifests(t *testing.T) {
 				t.Errorf("%s sets insecureSkipTLSVerify", path)
 			}
 			// The command an operator runs, checked by the server.
-			out, err := e2e.kubectl(userAdmin, "apply", "-k", path, "--dry-run=server", "-o", "name")
+			out, err := e2e.Kubectl(userAdmin, "apply", "-k", path, "--dry-run=server", "-o", "name")
 			if err != nil {
 				t.Fatalf("kubectl apply -k %s --dry-run=server: %v\n%s", path, err, out)
 			}

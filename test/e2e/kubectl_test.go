@@ -24,7 +24,7 @@ import (
 
 func mustKubectl(t *testing.T, user string, args ...string) string {
 	t.Helper()
-	out, err := e2e.kubectl(user, args...)
+	out, err := e2e.Kubectl(user, args...)
 	if err != nil {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -67,11 +67,11 @@ func TestKubectl(t *testing.T) {
 	}
 
 	// diff: nothing to show for the applied file, a diff for a changed one.
-	if out, err := e2e.kubectl(userAdmin, "diff", "-n", ns, "-f", "artifacts/examples/flag-banner-color.yaml"); err != nil {
+	if out, err := e2e.Kubectl(userAdmin, "diff", "-n", ns, "-f", "artifacts/examples/flag-banner-color.yaml"); err != nil {
 		t.Errorf("diff of the applied file: %v\n%s", err, out)
 	}
 	changed := writeManifest(t, "changed.yaml", strings.Replace(readFile(t, "artifacts/examples/flag-banner-color.yaml"), "team-growth", "team-brand", 1))
-	out, err := e2e.kubectl(userAdmin, "diff", "-n", ns, "-f", changed)
+	out, err := e2e.Kubectl(userAdmin, "diff", "-n", ns, "-f", changed)
 	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 || !strings.Contains(out, "+  owner: team-brand") {
 		t.Errorf("diff of a changed file: %v\n%s", err, out)
 	}
@@ -89,7 +89,7 @@ spec:
   - {name: "on", value: true}
   - {name: "off", value: false}
 `)
-		return e2e.kubectl(userAdmin, append([]string{"apply", "--server-side", "--field-manager", manager, "-n", ns, "-f", m}, extra...)...)
+		return e2e.Kubectl(userAdmin, append([]string{"apply", "--server-side", "--field-manager", manager, "-n", ns, "-f", m}, extra...)...)
 	}
 	if out, err := ssa("platform", "by platform"); err != nil {
 		t.Fatalf("first apply: %v\n%s", err, out)
@@ -110,7 +110,7 @@ spec:
 	if out = mustKubectl(t, userAdmin, "create", "-n", ns, "--dry-run=server", "-f", dry); !strings.Contains(out, "(server dry run)") {
 		t.Errorf("dry run:\n%s", out)
 	}
-	if out, err := e2e.kubectl(userAdmin, "get", "flag", "dry-run-only", "-n", ns); err == nil || !strings.Contains(out, "NotFound") {
+	if out, err := e2e.Kubectl(userAdmin, "get", "flag", "dry-run-only", "-n", ns); err == nil || !strings.Contains(out, "NotFound") {
 		t.Errorf("dry-run object exists: %v\n%s", err, out)
 	}
 

@@ -25,7 +25,7 @@ func TestRestartFlagpole(t *testing.T) {
 	if err := e2e.WaitAPIService(ctx, false, 120*time.Second); err != nil {
 		t.Fatalf("APIService still available with Flagpole down: %v", err)
 	}
-	if out, err := e2e.kubectl(userAdmin, "get", "segments", "-n", e2eNamespace); err == nil {
+	if out, err := e2e.Kubectl(userAdmin, "get", "segments", "-n", e2eNamespace); err == nil {
 		t.Errorf("kubectl worked with Flagpole down:\n%s", out)
 	}
 
