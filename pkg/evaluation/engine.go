@@ -314,7 +314,7 @@ func (r *rule) matches(sc *evalScope) (bool, string, error) {
 		return false, "", nil
 	}
 	if err != nil {
-		return false, ErrorGeneral, fmt.Errorf("rule %q: %v", r.name, err)
+		return false, runtimeErrorCode(err), fmt.Errorf("rule %q: %v", r.name, err)
 	}
 	return v.(bool), "", nil
 }
@@ -339,7 +339,7 @@ func (s *segment) contains(sc *evalScope) (bool, string, error) {
 		return false, "", nil
 	}
 	if err != nil {
-		return false, ErrorGeneral, fmt.Errorf("segment: %v", err)
+		return false, runtimeErrorCode(err), fmt.Errorf("segment: %v", err)
 	}
 	return v.(bool), "", nil
 }
@@ -360,7 +360,7 @@ func (ro *rollout) pick(sc *evalScope) (string, string, error) {
 				return "", ErrorTargetingKeyMissing, fmt.Errorf("bucketBy reads a key the context lacks, and there is no targetingKey to bucket by instead")
 			}
 		case err != nil:
-			return "", ErrorGeneral, fmt.Errorf("bucketBy: %v", err)
+			return "", runtimeErrorCode(err), fmt.Errorf("bucketBy: %v", err)
 		default:
 			return ro.variant(v.(string))
 		}
