@@ -176,6 +176,8 @@ type translator struct {
 	b      *celBuilder
 	v1     bool
 	failed bool
+	// usesFrac: the rule has a fractional, whose bucketing matters.
+	usesFrac bool
 }
 
 func (t *translator) refuse(path *field.Path, format string, args ...any) cexpr {
@@ -278,6 +280,7 @@ func (t *translator) value(n *node) cexpr {
 	case "sem_ver":
 		return t.operatorCall(n, "flagd.semver", 3)
 	case "fractional":
+		t.usesFrac = true
 		fn := "flagd.fractional"
 		if t.v1 {
 			fn = "flagd.fractionalV1"

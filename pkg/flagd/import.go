@@ -198,7 +198,7 @@ func (imp *importer) segmentObject(s *segment) v1beta1.Segment {
 		ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: imp.opts.Namespace,
 			Annotations: map[string]string{AnnotationEvaluator: s.evaluator}},
 		Spec: v1beta1.SegmentSpec{
-			Description: fmt.Sprintf("flagd evaluator %q of %s", s.evaluator, s.source),
+			Description: fmt.Sprintf("flagd evaluator %q", s.evaluator),
 			When:        s.when,
 		},
 	}

@@ -51,7 +51,6 @@ type ruleBuilder struct {
 	used     map[string]bool
 	prefix   string // the targeting's path, stripped from rule names
 	segments []string
-	usesFrac bool
 }
 
 var ruleNameRegexp = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$`)
