@@ -223,8 +223,7 @@ func (v *value) write(b *strings.Builder) {
 	case typeBool:
 		b.WriteString(strconv.FormatBool(v.b))
 	case typeNumber, typeString:
-		text, _ := json.Marshal(v.native())
-		b.Write(text)
+		b.Write(marshalScalar(v.native()))
 	case typeArray:
 		b.WriteByte('[')
 		for i, el := range v.arr {
@@ -240,13 +239,22 @@ func (v *value) write(b *strings.Builder) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			key, _ := json.Marshal(m.key)
-			b.Write(key)
+			b.Write(marshalScalar(m.key))
 			b.WriteByte(':')
 			m.val.write(b)
 		}
 		b.WriteByte('}')
 	}
+}
+
+// marshalScalar is a string or number's JSON text, without escaping <, >
+// and & for HTML (so that annotations read as written).
+func marshalScalar(x any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(x)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // isIntegral reports whether f is a whole number an int64 holds.
