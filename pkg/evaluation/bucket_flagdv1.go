@@ -1,10 +1,6 @@
 package evaluation
 
 import (
-	"math"
-
-	"github.com/twmb/murmur3"
-
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 )
 
@@ -23,21 +19,9 @@ import (
 // point leaves a sliver below 100 uncovered. It also returns -1 when the
 // weights add up to zero (validation prevents that).
 func BucketFlagdV1(key string, distribution []v1beta1.WeightedVariant) int {
-	total := 0
-	for _, d := range distribution {
-		total += int(d.Weight)
-	}
-	if total == 0 {
-		return -1
-	}
-	hash := int32(murmur3.StringSum32(key))
-	bucket := math.Abs(float64(hash)) / math.MaxInt32 * 100
-	rangeEnd := float64(0)
+	weights := make([]int, len(distribution))
 	for i, d := range distribution {
-		rangeEnd += 100 * float64(d.Weight) / float64(total)
-		if bucket < rangeEnd {
-			return i
-		}
+		weights[i] = int(d.Weight)
 	}
-	return -1
+	return flagdV1Bucket(key, weights)
 }

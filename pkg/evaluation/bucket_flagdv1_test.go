@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,22 +20,8 @@ type flagdV1Vector struct {
 }
 
 func loadFlagdV1Vectors(t *testing.T) []flagdV1Vector {
-	t.Helper()
 	// Expected answers of flagd's own tests; provenance in testdata/README.md.
-	b, err := os.ReadFile(filepath.Join("testdata", "flagd-fractional-v1-vectors.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Vectors []flagdV1Vector `json:"vectors"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	if len(doc.Vectors) != 29 {
-		t.Fatalf("expected 29 v1 vectors, found %d", len(doc.Vectors))
-	}
-	return doc.Vectors
+	return loadVectors[flagdV1Vector](t, "flagd-fractional-v1-vectors.json", 29)
 }
 
 // Every key lands where flagd's fractional-v1 tests say, through the bare

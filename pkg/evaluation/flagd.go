@@ -571,11 +571,8 @@ func bucketKey(context ref.Val, flagKey string, first ref.Val, v1 bool) ref.Val 
 // count as 0, all at most 2³¹−1 together); the value of the entry the hash
 // falls into, or null where flagd answers null.
 func fractionalV2(context ref.Val, flagKey string, args ref.Val) ref.Val {
-	if kindOf(args) != kindList {
-		return types.NullValue
-	}
-	vals := listOf(args)
-	if len(vals) < 1 {
+	vals, ok := fractionalArgs(args, 1)
+	if !ok {
 		return types.NullValue
 	}
 	var key ref.Val
@@ -638,6 +635,16 @@ func fractionalV2(context ref.Val, flagKey string, args ref.Val) ref.Val {
 	return types.NullValue
 }
 
+// fractionalArgs is fractional's argument list, if it is a list of at
+// least least elements (flagd answers null otherwise).
+func fractionalArgs(args ref.Val, least int) ([]ref.Val, bool) {
+	if kindOf(args) != kindList {
+		return nil, false
+	}
+	vals := listOf(args)
+	return vals, len(vals) >= least
+}
+
 // int64Amd64 converts f as Go does on amd64: NaN, ±Inf and values beyond
 // int64 become its most negative value.
 func int64Amd64(f float64) int64 {
@@ -653,11 +660,8 @@ func int64Amd64(f float64) int64 {
 // integer (any other weight counts 1); the variant the v1 bucketing picks,
 // "" where it picks none, or null where flagd answers null.
 func fractionalV1(context ref.Val, flagKey string, args ref.Val) ref.Val {
-	if kindOf(args) != kindList {
-		return types.NullValue
-	}
-	vals := listOf(args)
-	if len(vals) < 2 {
+	vals, ok := fractionalArgs(args, 2)
+	if !ok {
 		return types.NullValue
 	}
 	entries := vals

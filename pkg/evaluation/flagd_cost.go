@@ -113,13 +113,7 @@ func callEstimate(cost, resultSize uint64) *checker.CallEstimate {
 func (e *costEstimator) flagdBytes(x celast.Expr) uint64 {
 	switch x.Kind() {
 	case celast.LiteralKind:
-		switch v := x.AsLiteral().(type) {
-		case types.String:
-			return uint64(len(v))
-		case types.Bytes:
-			return uint64(len(v))
-		}
-		return maxFormattedScalar
+		return e.formattedSize(x)
 	case celast.ListKind:
 		var n uint64
 		for _, el := range x.AsList().Elements() {

@@ -328,17 +328,23 @@ func (t *translator) operatorCall(n *node, fn string, arity int) cexpr {
 // else branch, or null. jsonlogic evaluates an object a branch yields once
 // more (flagd.clause).
 func (t *translator) ifValue(a []*node) cexpr {
-	if len(a) == 0 {
-		return t.b.lit(nil)
+	return t.ifOf(a, t.b.lit(nil), t.branchValue)
+}
+
+// ifOf is an if of conditions and branches a, each branch translated by
+// branch, none if no condition holds and there is no else.
+func (t *translator) ifOf(a []*node, none cexpr, branch func(*node) cexpr) cexpr {
+	switch len(a) {
+	case 0:
+		return none
+	case 1:
+		return branch(a[0])
 	}
-	if len(a) == 1 {
-		return t.branchValue(a[0])
-	}
-	rest := t.b.lit(nil)
+	rest := none
 	if len(a) > 2 {
-		rest = t.ifValue(a[2:])
+		rest = t.ifOf(a[2:], none, branch)
 	}
-	return t.b.cond(t.condition(a[0]), t.branchValue(a[1]), rest)
+	return t.b.cond(t.condition(a[0]), branch(a[1]), rest)
 }
 
 func (t *translator) branchValue(n *node) cexpr {
@@ -502,17 +508,7 @@ func (t *translator) andOrCondition(op string, a []*node) cexpr {
 }
 
 func (t *translator) ifCondition(a []*node) cexpr {
-	switch len(a) {
-	case 0:
-		return t.b.lit(false)
-	case 1:
-		return t.branchCondition(a[0])
-	}
-	rest := t.b.lit(false)
-	if len(a) > 2 {
-		rest = t.ifCondition(a[2:])
-	}
-	return t.b.cond(t.condition(a[0]), t.branchCondition(a[1]), rest)
+	return t.ifOf(a, t.b.lit(false), t.branchCondition)
 }
 
 func (t *translator) branchCondition(n *node) cexpr {
