@@ -12,10 +12,12 @@ set -o errexit
 set -o nounset
 set -o pipefail
 
-# Keep these two in step: the Debian package version and what its protoc
-# reports.
+# What the protoc must report. Debian 12's protobuf-compiler has shipped it
+# as 3.21.12-3 and, since a security update, 3.21.12-3+deb12u1 (the same
+# protoc); the archive keeps only the newest, so the package is installed
+# at whatever revision Debian 12 offers and the protoc it brings is checked.
 FLAGPOLE_PROTOC_VERSION="3.21.12"
-FLAGPOLE_PROTOC_DEB_VERSION="3.21.12-3"
+FLAGPOLE_PROTOC_DEB_VERSION="3.21.12-3*"
 
 protoc_version() {
     "$1" --version 2>/dev/null | sed -n 's/^libprotoc //p'

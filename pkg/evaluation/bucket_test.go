@@ -22,20 +22,26 @@ type flagdVector struct {
 }
 
 func loadFlagdVectors(t testing.TB) []flagdVector {
-	t.Helper()
 	// Produced by running flagd itself; see testdata/README.md.
-	b, err := os.ReadFile(filepath.Join("testdata", "flagd-fractional-vectors.json"))
+	return loadVectors[flagdVector](t, "flagd-fractional-vectors.json", 86)
+}
+
+// loadVectors reads testdata/<file>'s "vectors" and insists on want of them,
+// so a truncated file cannot pass by testing less.
+func loadVectors[V any](t testing.TB, file string, want int) []V {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", file))
 	if err != nil {
-		t.Fatalf("reading flagd vectors: %v", err)
+		t.Fatalf("reading %s: %v", file, err)
 	}
 	var doc struct {
-		Vectors []flagdVector `json:"vectors"`
+		Vectors []V `json:"vectors"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", file, err)
 	}
-	if len(doc.Vectors) != 86 {
-		t.Fatalf("expected 86 flagd vectors, found %d", len(doc.Vectors))
+	if len(doc.Vectors) != want {
+		t.Fatalf("expected %d vectors in %s, found %d", want, file, len(doc.Vectors))
 	}
 	return doc.Vectors
 }

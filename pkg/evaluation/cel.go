@@ -113,15 +113,15 @@ func envs() (*environment.EnvSet, error) {
 	envOnce.Do(func() {
 		envSet, envErr = environment.MustBaseEnvSet(CompatibilityVersion).Extend(environment.VersionedOptions{
 			IntroducedVersion: CompatibilityVersion,
-			EnvOptions: []cel.EnvOption{
+			EnvOptions: append([]cel.EnvOption{
 				cel.Variable(varContext, cel.MapType(cel.StringType, cel.DynType)),
 				cel.Variable(varTargetingKey, cel.StringType),
 				cel.Variable(varFlagKey, cel.StringType),
 				cel.Variable(varNow, cel.TimestampType),
-				cel.CostEstimatorOptions(listCostEstimators()...),
-			},
+				cel.CostEstimatorOptions(append(listCostEstimators(), flagdCostEstimators()...)...),
+			}, flagdFunctions()...),
 			ProgramOptions: []cel.ProgramOption{
-				cel.CostTrackerOptions(listCostTrackers()...),
+				cel.CostTrackerOptions(append(listCostTrackers(), flagdCostTrackers()...)...),
 			},
 		})
 	})

@@ -74,6 +74,7 @@ type rollout struct {
 	bucketBy    *Program
 	bucketByErr error
 	dist        []v1beta1.WeightedVariant
+	bucketing   v1beta1.RolloutBucketing
 }
 
 type segment struct {
@@ -120,7 +121,7 @@ func CompileFlag(flag *v1beta1.Flag, segments SegmentLookup) *Compiled {
 			cr.when, cr.whenErr = CompileExpression(r.When, Predicate, true)
 		}
 		if r.Rollout != nil {
-			ro := &rollout{dist: r.Rollout.Distribution}
+			ro := &rollout{dist: r.Rollout.Distribution, bucketing: r.Rollout.Bucketing}
 			if r.Rollout.BucketBy != "" {
 				ro.bucketBy, ro.bucketByErr = CompileExpression(r.Rollout.BucketBy, BucketKey, true)
 			}
@@ -313,7 +314,7 @@ func (sc *evalScope) run(p *Program, compileErr error, at site) (v any, absent b
 	case errors.Is(err, errAbsentKey):
 		return nil, true, "", nil
 	case err != nil:
-		return nil, false, ErrorGeneral, fmt.Errorf("%s: %v", at, err)
+		return nil, false, runtimeErrorCode(err), fmt.Errorf("%s: %v", at, err)
 	}
 	return v, false, "", nil
 }
@@ -386,6 +387,13 @@ func (ro *rollout) pick(sc *evalScope) (string, string, error) {
 }
 
 func (ro *rollout) variant(key string) (string, string, error) {
+	if ro.bucketing == v1beta1.RolloutBucketingFlagdV1 {
+		i := BucketFlagdV1(key, ro.dist)
+		if i < 0 {
+			return "", ErrorGeneral, fmt.Errorf("the key falls past the last bucket of flagd's fractional-v1 bucketing (where flagd answered its empty variant)")
+		}
+		return string(ro.dist[i].Variant), "", nil
+	}
 	i := Bucket(key, ro.dist)
 	if i < 0 {
 		return "", ErrorGeneral, fmt.Errorf("rollout weights add up to zero")

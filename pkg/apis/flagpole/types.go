@@ -78,7 +78,17 @@ type Rule struct {
 type Rollout struct {
 	BucketBy     string
 	Distribution []WeightedVariant
+	Bucketing    RolloutBucketing
 }
+
+// RolloutBucketing names the algorithm that maps a hashed key onto a
+// rollout's weights; empty means RolloutBucketingFlagdV2.
+type RolloutBucketing string
+
+const (
+	RolloutBucketingFlagdV2 RolloutBucketing = "FlagdV2"
+	RolloutBucketingFlagdV1 RolloutBucketing = "FlagdV1"
+)
 
 // WeightedVariant is one slice of a rollout.
 type WeightedVariant struct {

@@ -940,6 +940,14 @@ func schema_pkg_apis_flagpole_v1beta1_Rollout(ref common.ReferenceCallback) comm
 							},
 						},
 					},
+					"bucketing": {
+						SchemaProps: spec.SchemaProps{
+							Description: "bucketing is the algorithm that maps the hashed key onto the distribution: FlagdV2 (the default when empty) is flagd's fractional operator since 2026, FlagdV1 the one it used before, for flags taken from an older flagd whose users must keep their buckets.\n\nPossible enum values:\n - `\"FlagdV1\"` is flagd's fractional bucketing before 2026: |int32(hash)| / (2³¹−1) × 100 against the running sum of the variants' percentages, in floating point.\n - `\"FlagdV2\"` is flagd's fractional bucketing since 2026: bucket = (hash × total weight) >> 32, in integers.",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"FlagdV1", "FlagdV2"},
+						},
+					},
 				},
 				Required: []string{"distribution"},
 			},

@@ -840,6 +840,11 @@ func (m *Rollout) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 	_ = i
 	var l int
 	_ = l
+	i -= len(m.Bucketing)
+	copy(dAtA[i:], m.Bucketing)
+	i = encodeVarintGenerated(dAtA, i, uint64(len(m.Bucketing)))
+	i--
+	dAtA[i] = 0x1a
 	if len(m.Distribution) > 0 {
 		for iNdEx := len(m.Distribution) - 1; iNdEx >= 0; iNdEx-- {
 			{
@@ -1423,6 +1428,8 @@ func (m *Rollout) Size() (n int) {
 			n += 1 + l + sovGenerated(uint64(l))
 		}
 	}
+	l = len(m.Bucketing)
+	n += 1 + l + sovGenerated(uint64(l))
 	return n
 }
 
@@ -1760,6 +1767,7 @@ func (this *Rollout) String() string {
 	s := strings.Join([]string{`&Rollout{`,
 		`BucketBy:` + fmt.Sprintf("%v", this.BucketBy) + `,`,
 		`Distribution:` + repeatedStringForDistribution + `,`,
+		`Bucketing:` + fmt.Sprintf("%v", this.Bucketing) + `,`,
 		`}`,
 	}, "")
 	return s
@@ -4185,6 +4193,38 @@ func (m *Rollout) Unmarshal(dAtA []byte) error {
 			if err := m.Distribution[len(m.Distribution)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
 				return err
 			}
+			iNdEx = postIndex
+		case 3:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Bucketing", wireType)
+			}
+			var stringLen uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowGenerated
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				stringLen |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			intStringLen := int(stringLen)
+			if intStringLen < 0 {
+				return ErrInvalidLengthGenerated
+			}
+			postIndex := iNdEx + intStringLen
+			if postIndex < 0 {
+				return ErrInvalidLengthGenerated
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Bucketing = RolloutBucketing(dAtA[iNdEx:postIndex])
 			iNdEx = postIndex
 		default:
 			iNdEx = preIndex

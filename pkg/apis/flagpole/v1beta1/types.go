@@ -157,7 +157,29 @@ type Rollout struct {
 	// +listType=atomic
 	// +required
 	Distribution []WeightedVariant `json:"distribution" protobuf:"bytes,2,rep,name=distribution"`
+
+	// bucketing is the algorithm that maps the hashed key onto the
+	// distribution: FlagdV2 (the default when empty) is flagd's fractional
+	// operator since 2026, FlagdV1 the one it used before, for flags taken
+	// from an older flagd whose users must keep their buckets.
+	// +optional
+	Bucketing RolloutBucketing `json:"bucketing,omitempty" protobuf:"bytes,3,opt,name=bucketing,casttype=RolloutBucketing"`
 }
+
+// RolloutBucketing names a bucketing algorithm: how a key's murmur3 hash is
+// mapped onto a rollout's weights.
+// +enum
+type RolloutBucketing string
+
+const (
+	// RolloutBucketingFlagdV2 is flagd's fractional bucketing since 2026:
+	// bucket = (hash × total weight) >> 32, in integers.
+	RolloutBucketingFlagdV2 RolloutBucketing = "FlagdV2"
+	// RolloutBucketingFlagdV1 is flagd's fractional bucketing before 2026:
+	// |int32(hash)| / (2³¹−1) × 100 against the running sum of the
+	// variants' percentages, in floating point.
+	RolloutBucketingFlagdV1 RolloutBucketing = "FlagdV1"
+)
 
 // WeightedVariant is one slice of a rollout.
 type WeightedVariant struct {

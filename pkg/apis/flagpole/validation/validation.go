@@ -245,6 +245,7 @@ func validateRules(rules, old []flagpole.Rule, variants sets.Set[string], compil
 				allErrs = append(allErrs, validateExpression(r.Rollout.BucketBy, ExpressionBucketBy, stored, compile, rolloutPath.Child("bucketBy"))...)
 			}
 			allErrs = append(allErrs, validateDistribution(r.Rollout.Distribution, variants, rolloutPath.Child("distribution"))...)
+			allErrs = append(allErrs, validateBucketing(r.Rollout.Bucketing, rolloutPath.Child("bucketing"))...)
 		}
 	}
 	return allErrs
@@ -281,6 +282,16 @@ func validateDistribution(dist []flagpole.WeightedVariant, variants sets.Set[str
 		allErrs = append(allErrs, field.Invalid(fldPath, sum, fmt.Sprintf("the weights must add up to at most %d", math.MaxInt32)))
 	}
 	return allErrs
+}
+
+// bucketings are the values of a rollout's bucketing; empty means the first.
+var bucketings = []flagpole.RolloutBucketing{flagpole.RolloutBucketingFlagdV2, flagpole.RolloutBucketingFlagdV1}
+
+func validateBucketing(b flagpole.RolloutBucketing, fldPath *field.Path) field.ErrorList {
+	if b == "" || sets.New(bucketings...).Has(b) {
+		return nil
+	}
+	return field.ErrorList{field.NotSupported(fldPath, b, bucketings)}
 }
 
 // validateVariantName checks a variant's own name.

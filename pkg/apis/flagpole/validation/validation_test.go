@@ -172,6 +172,10 @@ func TestValidateFlag(t *testing.T) {
 			want: map[string]string{"FieldValueInvalid spec.rules[1].rollout.distribution[1].variant": "must name one of"}},
 		{name: "rollout variant listed twice", mutate: func(f *flagpole.Flag) { f.Spec.Rules[1].Rollout.Distribution[1].Variant = "on" },
 			want: map[string]string{"FieldValueDuplicate spec.rules[1].rollout.distribution[1].variant": ""}},
+		{name: "rollout with flagd v1 bucketing", mutate: func(f *flagpole.Flag) { f.Spec.Rules[1].Rollout.Bucketing = flagpole.RolloutBucketingFlagdV1 }},
+		{name: "rollout with flagd v2 bucketing", mutate: func(f *flagpole.Flag) { f.Spec.Rules[1].Rollout.Bucketing = flagpole.RolloutBucketingFlagdV2 }},
+		{name: "rollout with unknown bucketing", mutate: func(f *flagpole.Flag) { f.Spec.Rules[1].Rollout.Bucketing = "flagdv2" },
+			want: map[string]string{"FieldValueNotSupported spec.rules[1].rollout.bucketing": `"FlagdV2", "FlagdV1"`}},
 		{name: "empty distribution", mutate: func(f *flagpole.Flag) { f.Spec.Rules[1].Rollout.Distribution = nil },
 			want: map[string]string{"FieldValueRequired spec.rules[1].rollout.distribution": ""}},
 		{name: "too many rules", mutate: func(f *flagpole.Flag) {

@@ -191,6 +191,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: bucketBy
       type:
         scalar: string
+    - name: bucketing
+      type:
+        scalar: string
     - name: distribution
       type:
         list:

@@ -18,6 +18,10 @@ limitations under the License.
 
 package v1beta1
 
+import (
+	flagpolev1beta1 "github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+)
+
 // RolloutApplyConfiguration represents a declarative configuration of the Rollout type for use
 // with apply.
 //
@@ -29,6 +33,11 @@ type RolloutApplyConfiguration struct {
 	// distribution lists variants with integer weights; buckets are assigned
 	// in list order, so the order is part of the meaning.
 	Distribution []WeightedVariantApplyConfiguration `json:"distribution,omitempty"`
+	// bucketing is the algorithm that maps the hashed key onto the
+	// distribution: FlagdV2 (the default when empty) is flagd's fractional
+	// operator since 2026, FlagdV1 the one it used before, for flags taken
+	// from an older flagd whose users must keep their buckets.
+	Bucketing *flagpolev1beta1.RolloutBucketing `json:"bucketing,omitempty"`
 }
 
 // RolloutApplyConfiguration constructs a declarative configuration of the Rollout type for use with
@@ -55,5 +64,13 @@ func (b *RolloutApplyConfiguration) WithDistribution(values ...*WeightedVariantA
 		}
 		b.Distribution = append(b.Distribution, *values[i])
 	}
+	return b
+}
+
+// WithBucketing sets the Bucketing field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Bucketing field is set to the value of the last call.
+func (b *RolloutApplyConfiguration) WithBucketing(value flagpolev1beta1.RolloutBucketing) *RolloutApplyConfiguration {
+	b.Bucketing = &value
 	return b
 }
