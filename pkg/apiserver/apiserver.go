@@ -27,6 +27,7 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/install"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/connguard"
 	"github.com/flagpole-dev/flagpole/pkg/controllers/flagstatus"
 	"github.com/flagpole-dev/flagpole/pkg/controllers/leaderelection"
 	"github.com/flagpole-dev/flagpole/pkg/evaluation"
@@ -74,6 +75,10 @@ type ExtraConfig struct {
 	Informers *LocalInformers
 	// EventStreams bounds OFREP's open event streams.
 	EventStreams ofrep.StreamLimits
+	// Connections, when set, guards the server's connections (per-address
+	// limit, first-request timeout, stream resets, body reads): it wraps the
+	// listener and runs first in the handler chain.
+	Connections *connguard.Guard
 
 	// ElectionEtcd reaches the etcd the server stores in. When it names
 	// servers, the in-server controllers run only while this replica holds
@@ -123,8 +128,16 @@ func (cfg *Config) Complete() CompletedConfig {
 			return ofrep.IsLongRunning(r) || longRunning(r, ri)
 		}
 		buildChain := gc.BuildHandlerChainFunc
+		guard := cfg.ExtraConfig.Connections
 		gc.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
-			return buildChain(withPatchDepthLimit(h, c.MaxRequestBodyBytes), c)
+			chain := buildChain(withPatchDepthLimit(h, c.MaxRequestBodyBytes), c)
+			if guard != nil {
+				chain = guard.Handler(chain)
+			}
+			return chain
+		}
+		if guard != nil && gc.SecureServing != nil && gc.SecureServing.Listener != nil {
+			gc.SecureServing.Listener = guard.Listener(gc.SecureServing.Listener)
 		}
 	}
 	return CompletedConfig{&completedConfig{cfg.GenericConfig.Complete(), &cfg.ExtraConfig}}

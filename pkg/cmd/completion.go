@@ -30,6 +30,10 @@ type completedOptions struct {
 	// standaloneEnabledAdmission records --enable-admission-plugins given in
 	// standalone mode, where they cannot run (Validate refuses them).
 	standaloneEnabledAdmission []string
+	// standaloneFairness is true when a standalone server runs priority and
+	// fairness from its own configuration (--enable-priority-and-fairness,
+	// true by default) rather than max-in-flight.
+	standaloneFairness bool
 }
 
 // CompletedOptions are options Complete has filled in. Only Complete makes
@@ -76,9 +80,12 @@ func (o *Options) Complete() (CompletedOptions, error) {
 
 	// Standalone: no cluster to delegate to. The CoreAPI options would demand
 	// an in-cluster config, so they go; so do upstream's admission plugins
-	// (namespace lifecycle, webhooks, admission policies) and
-	// priority-and-fairness, which all need a kube client and informers.
+	// (namespace lifecycle, webhooks, admission policies), which need a kube
+	// client and informers. Priority and fairness would read its
+	// configuration through that client: Config gives it one from memory
+	// instead (pkg/fairness), so the options must not ask for a client.
 	rec.CoreAPI = nil
+	c.standaloneFairness = rec.Features.EnablePriorityAndFairness
 	rec.Features.EnablePriorityAndFairness = false
 	c.standaloneEnabledAdmission = rec.Admission.EnablePlugins
 	rec.Admission = nil

@@ -11,12 +11,15 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	serverstorage "k8s.io/apiserver/pkg/server/storage"
+	"k8s.io/utils/clock"
 	netutils "k8s.io/utils/net"
 
 	"github.com/flagpole-dev/flagpole/pkg/admission/flagpoleinitializer"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	flagpoleapiserver "github.com/flagpole-dev/flagpole/pkg/apiserver"
+	"github.com/flagpole-dev/flagpole/pkg/connguard"
 	"github.com/flagpole-dev/flagpole/pkg/controllers/leaderelection"
+	"github.com/flagpole-dev/flagpole/pkg/fairness"
 	generatedopenapi "github.com/flagpole-dev/flagpole/pkg/generated/openapi"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
 	"github.com/flagpole-dev/flagpole/pkg/version"
@@ -137,6 +140,9 @@ func (o CompletedOptions) config(etcd *genericoptions.EtcdOptions, pki *standalo
 	if err := rec.ApplyTo(serverConfig); err != nil {
 		return nil, err
 	}
+	if o.standaloneFairness {
+		serverConfig.FlowControl, serverConfig.SharedInformerFactory = fairness.Standalone(serverConfig.MaxRequestsInFlight + serverConfig.MaxMutatingRequestsInFlight)
+	}
 	if o.standalone {
 		if err := o.applyStandaloneAuthentication(serverConfig, pki); err != nil {
 			return nil, err
@@ -152,6 +158,7 @@ func (o CompletedOptions) config(etcd *genericoptions.EtcdOptions, pki *standalo
 		ExtraConfig: flagpoleapiserver.ExtraConfig{
 			Informers:    informers,
 			EventStreams: o.EventStreams,
+			Connections:  connguard.New(o.Connections, clock.RealClock{}),
 			ElectionEtcd: etcd.StorageConfig.Transport,
 			ElectionKey:  leaderelection.Key(etcd.StorageConfig.Prefix),
 		},

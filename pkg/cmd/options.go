@@ -27,6 +27,7 @@ import (
 	basecompatibility "k8s.io/component-base/compatibility"
 
 	"github.com/flagpole-dev/flagpole/pkg/admission/plugin/references"
+	"github.com/flagpole-dev/flagpole/pkg/connguard"
 	"github.com/flagpole-dev/flagpole/pkg/ofrep"
 )
 
@@ -54,6 +55,8 @@ type Options struct {
 	TLSSANs []string
 	// EventStreams bounds OFREP's open event streams.
 	EventStreams ofrep.StreamLimits
+	// Connections bounds what one peer's connections may hold.
+	Connections connguard.Limits
 }
 
 // NewOptions returns options with Flagpole's defaults.
@@ -73,6 +76,7 @@ func NewOptions() *Options {
 		ComponentGlobalsRegistry: registry,
 		DataDir:                  defaultDataDir,
 		EventStreams:             ofrep.DefaultStreamLimits,
+		Connections:              connguard.DefaultLimits,
 	}
 	o.RecommendedOptions.Etcd.DefaultStorageMediaType = runtime.ContentTypeProtobuf
 	o.RecommendedOptions.SecureServing.BindPort = defaultSecurePort
@@ -105,6 +109,19 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 		"The most OFREP event streams this server keeps open at once; more are answered 429 with Retry-After. 0: no limit.")
 	fs.IntVar(&o.EventStreams.PerUser, "max-ofrep-event-streams-per-user", o.EventStreams.PerUser,
 		"The most OFREP event streams one user (e.g. an application's ServiceAccount, across its pods) keeps open at once. 0: no limit.")
+	cs := fss.FlagSet("connections")
+	cs.IntVar(&o.Connections.MaxConnectionsPerAddress, "max-connections-per-client-address", o.Connections.MaxConnectionsPerAddress,
+		"The most connections one client IP address may have open at once; more are closed as they are accepted. 0: no limit.")
+	cs.DurationVar(&o.Connections.FirstRequestTimeout, "first-request-timeout", o.Connections.FirstRequestTimeout,
+		"Close a connection that has started no request this long after it was accepted (HTTP/2 frames left half sent, idle TLS). 0: no limit.")
+	cs.IntVar(&o.Connections.ResetBurst, "http2-reset-burst", o.Connections.ResetBurst,
+		"How many streams a connection may reset (or abandon) in a burst before it is sent GOAWAY. 0: no limit.")
+	cs.Float64Var(&o.Connections.ResetsPerSecond, "http2-resets-per-second", o.Connections.ResetsPerSecond,
+		"How many more streams per second a connection may reset once its burst is spent.")
+	cs.DurationVar(&o.Connections.BodyReadTimeout, "request-body-read-timeout", o.Connections.BodyReadTimeout,
+		"How long reading a request's body may take before the request is answered 408. 0: no limit.")
+	cs.Int64Var(&o.Connections.PreReadBodyBytes, "pre-read-body-bytes", o.Connections.PreReadBodyBytes,
+		"Request bodies up to this size are read before the request takes a flow-control seat, so a slow sender holds none. 0: never.")
 	o.RecommendedOptions.AddFlags(fss.FlagSet("generic"))
 	fss.FlagSet("generic").Lookup("bind-address").Usage = "The IP address on which to listen for the --secure-port port. " +
 		"Default: 127.0.0.1 in standalone mode, whose self-issued serving certificate names only this host (add names with --tls-san); " +

@@ -38,6 +38,9 @@ func (o CompletedOptions) Validate() error {
 	if o.EventStreams.Total < 0 || o.EventStreams.PerUser < 0 {
 		errs = append(errs, fmt.Errorf("--max-ofrep-event-streams and --max-ofrep-event-streams-per-user must not be negative (0: no limit)"))
 	}
+	if c := o.Connections; c.MaxConnectionsPerAddress < 0 || c.FirstRequestTimeout < 0 || c.ResetBurst < 0 || c.ResetsPerSecond < 0 || c.BodyReadTimeout < 0 || c.PreReadBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("--max-connections-per-client-address, --first-request-timeout, --http2-reset-burst, --http2-resets-per-second, --request-body-read-timeout and --pre-read-body-bytes must not be negative (0: no limit)"))
+	}
 	// Port 0 means "do not serve HTTPS" upstream; Flagpole serves nothing
 	// else, and would have no loopback client.
 	if port := o.RecommendedOptions.SecureServing.BindPort; port <= 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -258,36 +259,65 @@ func TestGoProviderMatchesOFREP(t *testing.T) {
 }
 
 // TestOFREPFlowControl: OFREP requests go through the server's flow control
-// like any create, so a burst past --max-mutating-requests-inflight is
-// answered 429 with Retry-After (what OFREP providers back off on), and
-// never with a 5xx.
+// like any create, so a burst past what it admits is answered 429 with
+// Retry-After (what OFREP providers back off on), and never with a 5xx:
+// under priority and fairness (the default, standalone too: pkg/fairness)
+// once the application's queues are full, under max-in-flight once the
+// seats are taken.
 func TestOFREPFlowControl(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "--max-requests-inflight", "1", "--max-mutating-requests-inflight", "1")
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		burst int
+	}{
+		// Two seats; one flow's hand of 6 queues holds 6 × 50 requests,
+		// more than one HTTP/2 connection carries at once (100 streams):
+		// the burst comes over several (ofrepBursts).
+		{"priority and fairness", nil, 800},
+		{"max-in-flight", []string{"--enable-priority-and-fairness=false"}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, append([]string{"--max-requests-inflight", "1", "--max-mutating-requests-inflight", "1"}, tc.args...)...)
+			ofrepBursts(t, s, tc.burst)
+		})
+	}
+}
+
+func ofrepBursts(t *testing.T, s *framework.Server, burstSize int) {
 	const ns = "ofrep-limits"
 	createFlag(t, s.Client, ns, openfeaturejs.Flags()[0])
 	// The application's token: system:masters (the admin) is exempt from
-	// max-in-flight, as upstream exempts it.
+	// flow control, as upstream exempts it.
 	token, err := os.ReadFile(filepath.Join(s.DataDir, standalone.AppTokenFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := rest.HTTPClientFor(tokenConfig(s.AdminConfig, strings.TrimSpace(string(token))))
-	if err != nil {
-		t.Fatal(err)
+	// A connection carries at most 100 streams at once: a client (a
+	// connection of its own) per 100 requests of the burst.
+	var clients []*http.Client
+	for range (burstSize + 99) / 100 {
+		cfg := tokenConfig(s.AdminConfig, strings.TrimSpace(string(token)))
+		cfg.Dial = (&net.Dialer{}).DialContext // a transport of its own
+		client, err := rest.HTTPClientFor(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, client)
 	}
 	url := s.AdminConfig.Host + "/namespaces/" + ns + "/ofrep/v1/evaluate/flags/bool-flag"
-	// A burst of concurrent requests against one seat; a few bursts at most,
-	// since whether two requests overlap is up to the scheduler.
+	// A burst of concurrent requests against the seats; a few bursts at
+	// most, since whether requests overlap is up to the scheduler.
 	for burst := 0; burst < 5; burst++ {
 		type answer struct {
 			code       int
 			retryAfter string
 		}
-		answers := make(chan answer, 40)
-		for range cap(answers) {
+		answers := make(chan answer, burstSize)
+		for i := range cap(answers) {
 			go func() {
-				resp, err := client.Post(url, "application/json", strings.NewReader(`{"context":{"targetingKey":"u"}}`))
+				resp, err := clients[i%len(clients)].Post(url, "application/json", strings.NewReader(`{"context":{"targetingKey":"u"}}`))
 				if err != nil {
 					answers <- answer{code: -1, retryAfter: err.Error()}
 					return
@@ -312,5 +342,5 @@ func TestOFREPFlowControl(t *testing.T) {
 			return
 		}
 	}
-	t.Error("no OFREP request was throttled in five bursts of 40 against one in-flight seat")
+	t.Errorf("no OFREP request was throttled in five bursts of %d", burstSize)
 }
