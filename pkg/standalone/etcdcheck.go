@@ -1,6 +1,7 @@
 package standalone
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -10,9 +11,12 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/server/v3/storage/datadir"
+	"go.etcd.io/etcd/server/v3/storage/schema"
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/klog/v2"
 )
 
@@ -32,21 +36,36 @@ const RestoreDocs = "docs/operations.md#backup-and-restore"
 // A member directory that is missing or empty passes: whether that is a
 // first start or a lost datastore is the datastore record's business
 // (StartDatastore).
-func checkMember(dir string) (err error) {
-	// bbolt and etcd's WAL decoder panic on data they cannot parse, and a
-	// database file shorter than its pages faults when mmapped: the checks
-	// run in a goroutine of their own that recovers both. SetPanicOnFault
-	// applies to the goroutine that calls it only.
-	done := make(chan error, 1)
+func checkMember(dir string) error {
 	file := dir
+	err := recovering(func() error { return checkMemberFiles(dir, &file) })
+	var p panicked
+	if errors.As(err, &p) {
+		return damaged(dir, file, p.Error())
+	}
+	return err
+}
+
+// panicked is a panic or a fault that recovering turned into an error.
+type panicked struct{ value any }
+
+func (p panicked) Error() string { return fmt.Sprint(p.value) }
+
+// recovering runs f in a goroutine of its own and returns its error, or its
+// panic as a panicked error. bbolt and etcd's WAL decoder panic on data they
+// cannot parse, and a database file shorter than its pages faults when read
+// through its mmap: with SetPanicOnFault — which applies to the goroutine
+// that calls it only — a fault is a panic too, and recovered.
+func recovering(f func() error) error {
+	done := make(chan error, 1)
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				done <- damaged(dir, file, fmt.Sprint(r))
+				done <- panicked{r}
 			}
 		}()
 		debug.SetPanicOnFault(true)
-		done <- checkMemberFiles(dir, &file)
+		done <- f()
 	}()
 	return <-done
 }
@@ -87,12 +106,12 @@ func checkMemberFiles(dir string, file *string) error {
 	return checkDatabase(dir, db)
 }
 
-// checkDatabase opens etcd's bbolt database read-only, makes sure the file
-// holds every page its metadata counts, reads every bucket, key and value
-// (what etcd reads as it starts), and runs bbolt's consistency check. It
-// must run in checkMember's goroutine: bbolt asserts on a page that is not
-// what the tree says (a panic), and reading a page past the end of the file
-// faults.
+// checkDatabase checks etcd's bbolt database the way etcd reads it as it
+// starts, in the same order, but where a failure is an error instead of a
+// crash: bbolt asserts (a panic) on a page that is not what the tree says,
+// reading a page past the end of the file faults, and both happen in
+// goroutines of bbolt's own when etcd opens the file. It must run in
+// checkMember's goroutine, which recovers panics and faults.
 func checkDatabase(dir, path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -101,6 +120,27 @@ func checkDatabase(dir, path string) error {
 	if fi.Size() == 0 {
 		return damaged(dir, path, "the database is empty (0 bytes)")
 	}
+	if err := readDatabase(dir, path, fi.Size()); err != nil {
+		return err
+	}
+	// etcd opens bbolt with NoFreelistSync: bbolt rebuilds its free list
+	// from the pages it reaches, checking the order of every key against
+	// its page's neighbours and ancestors, and panics on the first that is
+	// out of place. Its walk runs in a goroutine of bbolt's, where an
+	// assertion cannot be recovered, but the one it sends each problem to is
+	// this one — safe now that readDatabase read every page it reaches.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, PreLoadFreelist: true, Timeout: 5 * time.Second})
+	if err != nil {
+		return damaged(dir, path, "the database cannot be opened: "+err.Error())
+	}
+	return db.Close()
+}
+
+// readDatabase opens the database read-only, makes sure the file holds
+// every page its metadata counts, and reads every bucket, key and value;
+// each value of etcd's key bucket is decoded as etcd does when it rebuilds
+// its index.
+func readDatabase(dir, path string, size int64) error {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		return damaged(dir, path, "the database cannot be opened: "+err.Error())
@@ -113,48 +153,34 @@ func checkDatabase(dir, path string) error {
 	// Before db.Close (defers run last first): a transaction left open
 	// holds the lock Close waits for.
 	defer tx.Rollback()
-	return checkPages(dir, path, tx, fi.Size())
-}
-
-// checkPages checks an open database transaction against size, the file's
-// length.
-func checkPages(dir, path string, tx *bolt.Tx, size int64) error {
 	if need := tx.Size(); need > size {
 		return damaged(dir, path, fmt.Sprintf("the database is truncated: the file has %d bytes, its pages need %d", size, need))
 	}
-	if err := tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return readBucket(b) }); err != nil {
+	err = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		return readBucket(b, bytes.Equal(name, schema.Key.Name()))
+	})
+	if err != nil {
 		return damaged(dir, path, "the database cannot be read: "+err.Error())
-	}
-	// Every page etcd reads has been read (and a bad one panicked above);
-	// bbolt's check adds what only a view of all pages shows, such as a page
-	// two buckets share. It recovers its own panics, in a goroutine of its
-	// own: only after the walk is that safe.
-	// Drained to the end: the check goes on reading the transaction.
-	var problems []error
-	n := 0
-	for err := range tx.Check() {
-		if n++; n <= 3 {
-			problems = append(problems, err)
-		}
-	}
-	if n > 3 {
-		problems = append(problems, fmt.Errorf("and %d more", n-3))
-	}
-	if len(problems) > 0 {
-		return damaged(dir, path, "the database is inconsistent: "+errors.Join(problems...).Error())
 	}
 	return nil
 }
 
-// readBucket reads every key and value of b and its nested buckets; the
-// checksum only makes sure each byte is read (values spill into overflow
-// pages, read only when the value is).
-func readBucket(b *bolt.Bucket) error {
+// readBucket reads every key and value of b and its nested buckets (values
+// spill into overflow pages, read only when the value is: the checksum
+// makes sure every byte is); etcdKeys says the values are etcd's
+// mvccpb.KeyValue.
+func readBucket(b *bolt.Bucket, etcdKeys bool) error {
 	return b.ForEach(func(k, v []byte) error {
 		if v == nil {
 			if nested := b.Bucket(k); nested != nil {
-				return readBucket(nested)
+				return readBucket(nested, false)
 			}
+		}
+		if etcdKeys {
+			if err := proto.Unmarshal(v, &mvccpb.KeyValue{}); err != nil {
+				return fmt.Errorf("the value of revision %x in bucket %s cannot be decoded: %w", k, schema.Key, err)
+			}
+			return nil
 		}
 		crc32.Update(crc32.ChecksumIEEE(k), crc32.IEEETable, v)
 		return nil
