@@ -170,10 +170,10 @@ func (d *DiskSpace) logLevel(level diskLevel) {
 	switch {
 	case level == diskFull:
 		klog.ErrorS(nil, "Embedded etcd's disk is nearly full: refusing writes (507 Insufficient Storage) until space is freed; reads and evaluations are still served", kv...)
+	case d.level == diskFull:
+		klog.InfoS("Embedded etcd's disk has room again: accepting writes", append(kv, "low", level == diskLow)...)
 	case level == diskLow:
 		klog.ErrorS(nil, "Embedded etcd's disk is filling up: writes will be refused when less is available than the threshold", kv...)
-	case d.level == diskFull:
-		klog.InfoS("Embedded etcd's disk has room again: accepting writes", kv...)
 	default:
 		klog.InfoS("Embedded etcd's disk has room again", kv...)
 	}

@@ -190,6 +190,6 @@ func readBucket(b *bolt.Bucket, etcdKeys bool) error {
 // damaged is the error for a damaged file of embedded etcd's data in dir:
 // the file, the problem, and what to do.
 func damaged(dir, file, problem string) error {
-	return fmt.Errorf("embedded etcd's data is damaged: %s: %s. Flagpole does not start on a damaged datastore: "+
-		"restore %s from a backup (%s)", file, problem, dir, RestoreDocs)
+	return fmt.Errorf("embedded etcd's data is damaged: %s: %s. Flagpole does not start on a damaged datastore. "+
+		"Restore %s from a backup (%s)", file, problem, dir, RestoreDocs)
 }

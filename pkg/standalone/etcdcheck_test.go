@@ -168,7 +168,7 @@ func TestCheckMember(t *testing.T) {
 			if err == nil {
 				t.Fatal("checkMember passed")
 			}
-			for _, want := range append(tc.want, "embedded etcd's data is damaged: "+dir, "restore "+dir+" from a backup ("+RestoreDocs+")") {
+			for _, want := range append(tc.want, "embedded etcd's data is damaged: "+dir, "Restore "+dir+" from a backup ("+RestoreDocs+")") {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not say %q", err, want)
 				}

@@ -53,7 +53,7 @@ type PKI struct {
 
 // File names under PKI.Dir.
 func (p *PKI) CACertFile() string      { return filepath.Join(p.Dir, "ca.crt") }
-func (p *PKI) caKeyFile() string       { return filepath.Join(p.Dir, "ca.key") }
+func (p *PKI) CAKeyFile() string       { return filepath.Join(p.Dir, "ca.key") }
 func (p *PKI) ServingCertFile() string { return filepath.Join(p.Dir, "serving.crt") }
 func (p *PKI) ServingKeyFile() string  { return filepath.Join(p.Dir, "serving.key") }
 func (p *PKI) AdminCertFile() string   { return filepath.Join(p.Dir, "admin.crt") }
@@ -96,7 +96,7 @@ func EnsurePKI(dir string, hosts []string) (*PKI, error) {
 
 func (p *PKI) loadOrCreateCA() error {
 	certPEM, certErr := readPEM(p.CACertFile())
-	keyPEM, keyErr := readPEM(p.caKeyFile())
+	keyPEM, keyErr := readPEM(p.CAKeyFile())
 	if errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist) {
 		return p.createCA()
 	}
@@ -105,18 +105,18 @@ func (p *PKI) loadOrCreateCA() error {
 	unusable := func(problem string) error {
 		return fmt.Errorf("local CA in %s is unusable: %s. Restore %s and %s from a backup, or remove both to start a new CA "+
 			"(certificates and kubeconfigs issued by the old one then stop working; the server writes a new admin kubeconfig)",
-			p.Dir, problem, filepath.Base(p.CACertFile()), filepath.Base(p.caKeyFile()))
+			p.Dir, problem, filepath.Base(p.CACertFile()), filepath.Base(p.CAKeyFile()))
 	}
 	if certErr != nil || keyErr != nil {
 		return unusable(errors.Join(certErr, keyErr).Error())
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return unusable(fmt.Sprintf("%s and %s: %v", p.CACertFile(), p.caKeyFile(), err))
+		return unusable(fmt.Sprintf("%s and %s: %v", p.CACertFile(), p.CAKeyFile(), err))
 	}
 	signer, ok := pair.PrivateKey.(crypto.Signer)
 	if !ok {
-		return unusable(p.caKeyFile() + " is not a signing key")
+		return unusable(p.CAKeyFile() + " is not a signing key")
 	}
 	p.caCert, p.caKey = pair.Leaf, signer
 	return nil
@@ -139,7 +139,7 @@ func (p *PKI) createCA() error {
 	if err != nil {
 		return err
 	}
-	if err := writePair(p.CACertFile(), p.caKeyFile(), certPEM, keyPEM); err != nil {
+	if err := writePair(p.CACertFile(), p.CAKeyFile(), certPEM, keyPEM); err != nil {
 		return err
 	}
 	p.caCert, p.caKey = caCert, signer
