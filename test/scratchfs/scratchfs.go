@@ -5,12 +5,11 @@
 //
 // Mounting needs root (and, for ext4, losetup and mkfs.ext4). Without them a
 // test skips, saying why — except under hack/test.sh (CI), which sets
-// EnvRequired: there it fails, so that CI never passes by skipping.
+// tools.EnvPrivileged: there it fails, so that CI never passes by skipping.
 package scratchfs
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -18,40 +17,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flagpole-dev/flagpole/test/tools"
 )
 
-// EnvRequired, when set (hack/test.sh sets it), makes a test that cannot
-// have its file system fail instead of skip.
-const EnvRequired = "FLAGPOLE_REQUIRE_PRIVILEGED_TESTS"
-
-// Required reports whether a test that cannot mount must fail.
-func Required() bool {
-	_, set := os.LookupEnv(EnvRequired)
-	return set
-}
-
 // Require ends the test unless it runs as root and every command is on
-// PATH: it fails when Required, and skips otherwise.
+// PATH (tools.RequirePrivileged: a failure under hack/test.sh, a skip
+// elsewhere).
 func Require(t testing.TB, commands ...string) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root (mounting file systems)")
-	}
-	for _, c := range commands {
-		if _, err := exec.LookPath(c); err != nil {
-			missing = append(missing, c)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := fmt.Sprintf("this test needs %s; hack/test.sh (%s set) requires it", strings.Join(missing, ", "), EnvRequired)
-	if Required() {
-		t.Fatal(msg)
-		return
-	}
-	t.Skip(msg)
+	tools.RequirePrivileged(t, commands...)
 }
 
 // FS is a mounted file system.

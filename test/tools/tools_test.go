@@ -1,4 +1,4 @@
-package scratchfs
+package tools
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// ending records how Require ends a test instead of ending it.
+// ending records how a test would end instead of ending it.
 type ending struct {
 	testing.TB
 	fatal, skip string
@@ -19,23 +19,23 @@ func (e *ending) Skip(args ...any)  { e.skip = fmt.Sprint(args...) }
 
 // Without what it needs, a test fails under hack/test.sh and skips
 // elsewhere, saying what is missing either way.
-func TestRequire(t *testing.T) {
-	t.Setenv(EnvRequired, "1")
+func TestRequirePrivileged(t *testing.T) {
+	t.Setenv(EnvPrivileged, "1")
 	e := &ending{TB: t}
-	Require(e, "no-such-command-flagpole")
+	RequirePrivileged(e, "no-such-command-flagpole")
 	if !strings.Contains(e.fatal, "no-such-command-flagpole") || e.skip != "" {
 		t.Errorf("required: fatal %q, skip %q; want a failure naming the command", e.fatal, e.skip)
 	}
 
-	os.Unsetenv(EnvRequired)
+	os.Unsetenv(EnvPrivileged)
 	e = &ending{TB: t}
-	Require(e, "no-such-command-flagpole")
+	RequirePrivileged(e, "no-such-command-flagpole")
 	if !strings.Contains(e.skip, "no-such-command-flagpole") || e.fatal != "" {
 		t.Errorf("not required: fatal %q, skip %q; want a skip naming the command", e.fatal, e.skip)
 	}
 
 	e = &ending{TB: t}
-	Require(e, "sh")
+	RequirePrivileged(e, "sh")
 	if os.Geteuid() == 0 && (e.fatal != "" || e.skip != "") {
 		t.Errorf("root with sh on PATH: fatal %q, skip %q", e.fatal, e.skip)
 	}
