@@ -103,9 +103,11 @@ func StartEtcd(dataDir, socketDir string, startTimeout time.Duration) (*Etcd, er
 	return &Etcd{e: e, dir: dataDir, ClientURL: clientURL, closers: []func(){cleanup}}, nil
 }
 
-// startEmbed is embed.StartEtcd with the panics of etcd's bootstrap — it
-// panics on data it cannot recover from, such as a database missing beside
-// a compacted WAL that checkMember does not foresee — returned as errors.
+// startEmbed is embed.StartEtcd with the panics of etcd's bootstrap
+// returned as errors: etcd panics (zap's Panic level, in this goroutine) on
+// some data it cannot recover from — a database missing beside a compacted
+// WAL, say, which checkMember already refuses — and a panic checkMember did
+// not foresee is then still one line, not a crash.
 func startEmbed(cfg *embed.Config) (e *embed.Etcd, err error) {
 	defer func() {
 		if r := recover(); r != nil {
