@@ -6,7 +6,8 @@
 #      corpus, with the race detector (go test -race ./...); the tests that
 #      drive the pinned tools find them in FLAGPOLE_TOOLS_BIN (test/tools),
 #      never on PATH, and fail when one is missing (outside this script they
-#      skip instead);
+#      skip instead); so do the hostile suite's disk cases, which mount file
+#      systems of their own (root, losetup, mkfs.ext4: test/scratchfs);
 #   3. the e2e suite against a real control plane.
 # Extra arguments go to both go test runs (e.g. -run TestKubectl -v).
 # FLAGPOLE_SKIP_E2E=1 runs steps 1 and 2 only.
@@ -19,6 +20,7 @@ cd "${ROOT}"
 
 hack/build-tools.sh
 export FLAGPOLE_TOOLS_BIN="${ROOT}/_output/tools/bin"
+export FLAGPOLE_REQUIRE_PRIVILEGED_TESTS=1
 
 # -race: data races fail the run where they happen (its cost is in
 # docs/testing.md); the integration tests build the binaries they start with

@@ -65,6 +65,7 @@ func (o CompletedOptions) prepare() (p prepared, err error) {
 	if err != nil {
 		return prepared{}, err
 	}
+	state.applyTo(server.GenericConfig)
 	return prepared{server: server, pki: state.pki, close: state.close}, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
@@ -29,6 +30,7 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/admission/plugin/references"
 	"github.com/flagpole-dev/flagpole/pkg/connguard"
 	"github.com/flagpole-dev/flagpole/pkg/ofrep"
+	"github.com/flagpole-dev/flagpole/pkg/standalone"
 )
 
 const (
@@ -55,6 +57,12 @@ type Options struct {
 	TLSSANs []string
 	// EventStreams bounds OFREP's open event streams.
 	EventStreams ofrep.StreamLimits
+	// StartFreshIfDatastoreLost lets a data directory whose embedded etcd
+	// member is gone start with an empty datastore.
+	StartFreshIfDatastoreLost bool
+	// EmbeddedEtcdMinFreeSpace is the free space on embedded etcd's file
+	// system below which writes are refused.
+	EmbeddedEtcdMinFreeSpace resource.QuantityValue
 	// Connections bounds what one peer's connections may hold.
 	Connections connguard.Limits
 }
@@ -76,6 +84,7 @@ func NewOptions() *Options {
 		ComponentGlobalsRegistry: registry,
 		DataDir:                  defaultDataDir,
 		EventStreams:             ofrep.DefaultStreamLimits,
+		EmbeddedEtcdMinFreeSpace: resource.QuantityValue{Quantity: *resource.NewQuantity(standalone.DefaultMinFreeBytes, resource.BinarySI)},
 		Connections:              connguard.DefaultLimits,
 	}
 	o.RecommendedOptions.Etcd.DefaultStorageMediaType = runtime.ContentTypeProtobuf
@@ -109,6 +118,13 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 		"The most OFREP event streams this server keeps open at once; more are answered 429 with Retry-After. 0: no limit.")
 	fs.IntVar(&o.EventStreams.PerUser, "max-ofrep-event-streams-per-user", o.EventStreams.PerUser,
 		"The most OFREP event streams one user (e.g. an application's ServiceAccount, across its pods) keeps open at once. 0: no limit.")
+	fs.BoolVar(&o.StartFreshIfDatastoreLost, standalone.StartFreshFlag, o.StartFreshIfDatastoreLost,
+		"Start with an empty datastore when --data-dir held one (its datastore.json says so) whose embedded etcd data is gone, "+
+			"or holds another datastore than the one recorded. Without it the server refuses to start: restore the data from a backup instead, "+
+			"unless the flags, segments and overrides are to be given up. Use it once, then remove it.")
+	fs.Var(&o.EmbeddedEtcdMinFreeSpace, "embedded-etcd-min-free-space",
+		"Free space on embedded etcd's file system below which writes are refused (507) while reads and evaluations go on, "+
+			"so that etcd keeps room for its write-ahead log; a warning is logged below twice this. At least 80Mi.")
 	cs := fss.FlagSet("connections")
 	cs.IntVar(&o.Connections.MaxConnectionsPerAddress, "max-connections-per-client-address", o.Connections.MaxConnectionsPerAddress,
 		"The most connections one client IP address may have open at once; more are closed as they are accepted. 0: no limit.")

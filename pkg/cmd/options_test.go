@@ -47,6 +47,13 @@ func TestModeSelection(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatalf("standalone defaults do not validate: %v", err)
 	}
+	if free := o.EmbeddedEtcdMinFreeSpace.Value(); free != 128<<20 || o.StartFreshIfDatastoreLost {
+		t.Errorf("--embedded-etcd-min-free-space defaults to %d, --start-fresh-if-datastore-lost to %v", free, o.StartFreshIfDatastoreLost)
+	}
+	if o := complete(t, parse(t, "--data-dir", dir, "--embedded-etcd-min-free-space", "1Gi", "--start-fresh-if-datastore-lost")); o.Validate() != nil ||
+		o.EmbeddedEtcdMinFreeSpace.Value() != 1<<30 || !o.StartFreshIfDatastoreLost {
+		t.Errorf("--embedded-etcd-min-free-space 1Gi --start-fresh-if-datastore-lost: %v, %v, %v", o.Validate(), o.EmbeddedEtcdMinFreeSpace.Value(), o.StartFreshIfDatastoreLost)
+	}
 	rec := o.RecommendedOptions
 	if rec.CoreAPI != nil || rec.Admission != nil || rec.Features.EnablePriorityAndFairness {
 		t.Error("standalone must drop CoreAPI, upstream admission and APF")
@@ -95,6 +102,8 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--storage-media-type", "text/plain"}, "--storage-media-type"},
 		{[]string{"--secure-port", "0"}, "--secure-port 0"},
 		{[]string{"--max-ofrep-event-streams-per-user", "-1"}, "must not be negative"},
+		{[]string{"--start-fresh-if-datastore-lost", "--etcd-servers", "http://127.0.0.1:2379"}, "applies to embedded etcd only"},
+		{[]string{"--embedded-etcd-min-free-space", "64Mi"}, "--embedded-etcd-min-free-space 64Mi: at least 80Mi"},
 	} {
 		o := complete(t, parse(t, append([]string{"--data-dir", t.TempDir()}, tc.args...)...))
 		err := o.Validate()

@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strconv"
 
+	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/klog/v2"
 
+	"github.com/flagpole-dev/flagpole/pkg/registry/flagpole/guard"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
 )
 
@@ -19,7 +21,9 @@ type standaloneState struct {
 	pki *standalone.PKI
 	// etcdURL reaches embedded etcd (when it runs).
 	etcdURL string
-	closers []func()
+	// diskSpace watches embedded etcd's file system (when it runs).
+	diskSpace *standalone.DiskSpace
+	closers   []func()
 }
 
 func (s *standaloneState) close() {
@@ -30,8 +34,9 @@ func (s *standaloneState) close() {
 
 // startStandalone does what standalone mode needs before the server can be
 // configured: it locks --data-dir (so a second server on it fails at once,
-// naming it), loads or creates the local PKI and starts embedded etcd, each
-// only when the mode uses it.
+// naming it), loads or creates the local PKI and starts embedded etcd — on
+// the datastore the data directory records, checked before etcd opens it —
+// each only when the mode uses it.
 func (o CompletedOptions) startStandalone() (_ *standaloneState, err error) {
 	state := &standaloneState{}
 	defer func() {
@@ -52,14 +57,30 @@ func (o CompletedOptions) startStandalone() (_ *standaloneState, err error) {
 		}
 	}
 	if o.embedEtcd {
-		etcd, err := standalone.StartEtcd(o.layout.EtcdDir(), o.layout.EtcdSocketDir(), o.ServerRun.StorageInitializationTimeout)
+		etcd, err := standalone.StartDatastore(o.layout, standalone.DatastoreOptions{
+			StartTimeout: o.ServerRun.StorageInitializationTimeout,
+			StartFresh:   o.StartFreshIfDatastoreLost,
+			MinFreeBytes: o.EmbeddedEtcdMinFreeSpace.Value(),
+		})
 		if err != nil {
 			return nil, err
 		}
 		state.closers = append(state.closers, etcd.Close)
 		state.etcdURL = etcd.ClientURL
+		state.diskSpace = etcd.DiskSpace
 	}
 	return state, nil
+}
+
+// applyTo has the server's stores refuse writes while embedded etcd's file
+// system is nearly full, and /healthz report it (/readyz and /livez stay
+// as they are: the server still serves reads and evaluations).
+func (s *standaloneState) applyTo(c *genericapiserver.RecommendedConfig) {
+	if s.diskSpace == nil {
+		return
+	}
+	c.RESTOptionsGetter = guard.RefuseWrites(c.RESTOptionsGetter, s.diskSpace.WritesRefused)
+	c.HealthzChecks = append(c.HealthzChecks, s.diskSpace.HealthCheck())
 }
 
 // writeKubeconfig writes the admin kubeconfig for the address the server

@@ -8,6 +8,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+
+	"github.com/flagpole-dev/flagpole/pkg/standalone"
 )
 
 // storageMediaTypes are the --storage-media-type values Flagpole accepts.
@@ -37,6 +39,13 @@ func (o CompletedOptions) Validate() error {
 	}
 	if o.EventStreams.Total < 0 || o.EventStreams.PerUser < 0 {
 		errs = append(errs, fmt.Errorf("--max-ofrep-event-streams and --max-ofrep-event-streams-per-user must not be negative (0: no limit)"))
+	}
+	if o.StartFreshIfDatastoreLost && !o.embedEtcd {
+		errs = append(errs, fmt.Errorf("--%s applies to embedded etcd only, not to --etcd-servers", standalone.StartFreshFlag))
+	}
+	if free := o.EmbeddedEtcdMinFreeSpace.Value(); free < standalone.MinimumMinFreeBytes {
+		errs = append(errs, fmt.Errorf("--embedded-etcd-min-free-space %s: at least %dMi, so that etcd keeps room for its next write-ahead log segment (64 MB)",
+			o.EmbeddedEtcdMinFreeSpace.String(), standalone.MinimumMinFreeBytes>>20))
 	}
 	if c := o.Connections; c.MaxConnectionsPerAddress < 0 || c.FirstRequestTimeout < 0 || c.ResetBurst < 0 || c.ResetsPerSecond < 0 || c.BodyReadTimeout < 0 || c.PreReadBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("--max-connections-per-client-address, --first-request-timeout, --http2-reset-burst, --http2-resets-per-second, --request-body-read-timeout and --pre-read-body-bytes must not be negative (0: no limit)"))

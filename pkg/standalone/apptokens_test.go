@@ -71,3 +71,60 @@ func TestEvaluatorAuthorizer(t *testing.T) {
 		}
 	}
 }
+
+// A tokens.csv or app-token left empty or cut short (a crash while it was
+// written, before writes were durable) is an error that names the file and
+// says what to do: never a token file without tokens, which answers every
+// application 401 and logs nothing.
+func TestEnsureAppTokenDamagedFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		tokens, app string
+		noApp       bool
+		file        string
+		want        string
+	}{
+		{name: "empty tokens.csv", tokens: "", app: "x\n", file: TokensFile, want: "is empty (0 bytes; a crash while it was written?)"},
+		{name: "blank tokens.csv", tokens: "\n\n", noApp: true, file: TokensFile, want: "is empty (2 bytes"},
+		{name: "tokens.csv cut short", tokens: "abcdef,flagpole-a", noApp: true, file: TokensFile, want: "is not a valid token file"},
+		{name: "tokens.csv with a broken quote", tokens: `abcdef,flagpole-app,flagpole-app,"flagpole:ev`, noApp: true, file: TokensFile, want: "is not a valid token file"},
+		{name: "empty app-token", tokens: "abcdef,flagpole-app,flagpole-app,\"flagpole:evaluators\"\n", app: "", file: AppTokenFile, want: "is empty (0 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, TokensFile), []byte(tc.tokens), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.noApp {
+				if err := os.WriteFile(filepath.Join(dir, AppTokenFile), []byte(tc.app), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := EnsureAppToken(dir)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if want := filepath.Join(dir, tc.file) + " " + tc.want; !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+			if !strings.Contains(err.Error(), "remove") {
+				t.Errorf("error %q does not say what to do", err)
+			}
+			if got, _ := os.ReadFile(filepath.Join(dir, TokensFile)); string(got) != tc.tokens {
+				t.Errorf("tokens.csv was changed to %q", got)
+			}
+		})
+	}
+
+	// Without app-token (an operator may remove it), a valid tokens.csv is fine.
+	dir := t.TempDir()
+	if _, err := EnsureAppToken(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, AppTokenFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureAppToken(dir); err != nil {
+		t.Errorf("tokens.csv without app-token: %v", err)
+	}
+}

@@ -5,21 +5,30 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"k8s.io/klog/v2"
+
+	"github.com/flagpole-dev/flagpole/pkg/durable"
 )
 
 // Etcd is an embedded single-member etcd that only this process can reach.
 type Etcd struct {
 	e *embed.Etcd
+	// dir holds etcd's data.
+	dir string
 	// ClientURL is where the API server's storage connects: unix://<socket>.
 	ClientURL string
-	// cleanup removes the private socket directory made when socketDir's
-	// path was too long for a socket; nil otherwise.
-	cleanup func()
+	// DiskSpace watches the free space of etcd's file system (StartDatastore
+	// sets it; nil otherwise).
+	DiskSpace *DiskSpace
+	// closers run on Close after etcd stopped, last first: the removal of the
+	// private socket directory made when socketDir's path was too long for a
+	// socket, and what StartDatastore started beside etcd.
+	closers []func()
 }
 
 // socketName is the file name of etcd's client socket.
@@ -40,10 +49,17 @@ var maxSocketPath = len(syscall.RawSockaddrUnix{}.Path) - 1
 // When socketDir's path is too long for a socket, the socket goes to a private
 // directory under os.TempDir instead, removed again by Close.
 //
+// Before etcd opens an existing member, its files are checked (see
+// checkMember): a damaged datastore is an error that names the file, not a
+// crash of the process or a start that never ends.
+//
 // Call LockDataDir first: etcd removes an existing socket before it takes its
 // own lock on dataDir.
 func StartEtcd(dataDir, socketDir string, startTimeout time.Duration) (*Etcd, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	if err := durable.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := checkMember(dataDir); err != nil {
 		return nil, err
 	}
 	socket, cleanup, err := socketPath(socketDir)
@@ -65,10 +81,10 @@ func StartEtcd(dataDir, socketDir string, startTimeout time.Duration) (*Etcd, er
 	cfg.ListenMetricsUrls = nil
 	cfg.EnableGRPCGateway = false
 
-	e, err := embed.StartEtcd(cfg)
+	e, err := startEmbed(cfg)
 	if err != nil {
 		cleanup()
-		return nil, fmt.Errorf("starting embedded etcd in %s: %w", dataDir, err)
+		return nil, fmt.Errorf("starting embedded etcd in %s: %w. If this names a damaged file, restore %s from a backup (%s)", dataDir, err, dataDir, RestoreDocs)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
@@ -84,7 +100,21 @@ func StartEtcd(dataDir, socketDir string, startTimeout time.Duration) (*Etcd, er
 	}
 	clientURL := client.String()
 	klog.InfoS("Embedded etcd is serving", "dataDir", dataDir, "clientURL", clientURL)
-	return &Etcd{e: e, ClientURL: clientURL, cleanup: cleanup}, nil
+	return &Etcd{e: e, dir: dataDir, ClientURL: clientURL, closers: []func(){cleanup}}, nil
+}
+
+// startEmbed is embed.StartEtcd with the panics of etcd's bootstrap
+// returned as errors: etcd panics (zap's Panic level, in this goroutine) on
+// some data it cannot recover from — a database missing beside a compacted
+// WAL, say, which checkMember already refuses — and a panic checkMember did
+// not foresee is then still one line, not a crash.
+func startEmbed(cfg *embed.Config) (e *embed.Etcd, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("etcd could not start on its data: %v", r)
+		}
+	}()
+	return embed.StartEtcd(cfg)
 }
 
 // socketPath returns the absolute path for etcd's socket in dir, made 0700,
@@ -122,6 +152,8 @@ func socketPath(dir string) (socket string, cleanup func(), err error) {
 // in-flight requests can still reach storage.
 func (e *Etcd) Close() {
 	e.e.Close()
-	e.cleanup()
+	for _, c := range slices.Backward(e.closers) {
+		c()
+	}
 	klog.InfoS("Embedded etcd stopped")
 }

@@ -5,6 +5,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/flagpole-dev/flagpole/pkg/durable"
 )
 
 // ContextName is the kubeconfig context the admin kubeconfig selects.
@@ -12,7 +14,8 @@ const ContextName = "flagpole"
 
 // WriteAdminKubeconfig writes a kubeconfig for the admin certificate that
 // talks to server and trusts the local CA; everything is embedded so the file
-// can be copied elsewhere.
+// can be copied elsewhere. It is written durably (package durable), readable
+// by the owner only, as clientcmd.WriteToFile would make it.
 func (p *PKI) WriteAdminKubeconfig(path, server string) error {
 	caPEM, err := p.CAPEM()
 	if err != nil {
@@ -31,5 +34,9 @@ func (p *PKI) WriteAdminKubeconfig(path, server string) error {
 	cfg.AuthInfos[AdminUser] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
 	cfg.Contexts[ContextName] = &clientcmdapi.Context{Cluster: ContextName, AuthInfo: AdminUser, Namespace: "default"}
 	cfg.CurrentContext = ContextName
-	return clientcmd.WriteToFile(*cfg, path)
+	data, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return err
+	}
+	return durable.WriteFile(path, data, 0o600)
 }

@@ -16,6 +16,10 @@ func (l Layout) PKI() *PKI { return &PKI{Dir: filepath.Join(l.DataDir, "pki")} }
 // EtcdDir holds embedded etcd's data.
 func (l Layout) EtcdDir() string { return filepath.Join(l.DataDir, "etcd") }
 
+// DatastoreRecord records which datastore the data directory holds (see
+// StartDatastore).
+func (l Layout) DatastoreRecord() string { return filepath.Join(l.DataDir, "datastore.json") }
+
 // EtcdSocketDir holds embedded etcd's client socket.
 func (l Layout) EtcdSocketDir() string { return filepath.Join(l.DataDir, "run") }
 

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/flagpole-dev/flagpole/pkg/durable"
 )
 
 // LockDataDir takes an exclusive lock on dir, creating it (0700) if needed, and
@@ -19,7 +21,7 @@ func LockDataDir(dir string) (unlock func(), err error) {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(dir)

@@ -8,10 +8,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/big"
 	"net"
@@ -23,6 +25,8 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 	"k8s.io/klog/v2"
+
+	"github.com/flagpole-dev/flagpole/pkg/durable"
 )
 
 // AdminGroup is the group the admin certificate carries. Standalone
@@ -49,7 +53,7 @@ type PKI struct {
 
 // File names under PKI.Dir.
 func (p *PKI) CACertFile() string      { return filepath.Join(p.Dir, "ca.crt") }
-func (p *PKI) caKeyFile() string       { return filepath.Join(p.Dir, "ca.key") }
+func (p *PKI) CAKeyFile() string       { return filepath.Join(p.Dir, "ca.key") }
 func (p *PKI) ServingCertFile() string { return filepath.Join(p.Dir, "serving.crt") }
 func (p *PKI) ServingKeyFile() string  { return filepath.Join(p.Dir, "serving.key") }
 func (p *PKI) AdminCertFile() string   { return filepath.Join(p.Dir, "admin.crt") }
@@ -60,7 +64,7 @@ func (p *PKI) AdminKeyFile() string    { return filepath.Join(p.Dir, "admin.key"
 // Certificates still valid for the same names are reused across restarts, so
 // a kubeconfig written earlier keeps working.
 func EnsurePKI(dir string, hosts []string) (*PKI, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	p := &PKI{Dir: dir}
@@ -91,21 +95,34 @@ func EnsurePKI(dir string, hosts []string) (*PKI, error) {
 }
 
 func (p *PKI) loadOrCreateCA() error {
-	certs, certErr := certutil.CertsFromFile(p.CACertFile())
-	key, keyErr := keyutil.PrivateKeyFromFile(p.caKeyFile())
-	if certErr == nil && keyErr == nil {
-		signer, ok := key.(crypto.Signer)
-		if !ok {
-			return fmt.Errorf("%s: not a signing key", p.caKeyFile())
-		}
-		p.caCert, p.caKey = certs[0], signer
-		return nil
+	certPEM, certErr := readPEM(p.CACertFile())
+	keyPEM, keyErr := readPEM(p.CAKeyFile())
+	if errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist) {
+		return p.createCA()
 	}
-	if !errors.Is(certErr, os.ErrNotExist) || !errors.Is(keyErr, os.ErrNotExist) {
-		// A half-written or unreadable CA is not silently replaced: every
-		// certificate and kubeconfig issued from it would stop working.
-		return fmt.Errorf("local CA in %s is unusable (certificate: %v; key: %v); remove both files to start a new CA", p.Dir, certErr, keyErr)
+	// A half-written, damaged or unreadable CA is not silently replaced:
+	// every certificate and kubeconfig issued from it would stop working.
+	unusable := func(problem string) error {
+		return fmt.Errorf("local CA in %s is unusable: %s. Restore %s and %s from a backup, or remove both to start a new CA "+
+			"(certificates and kubeconfigs issued by the old one then stop working; the server writes a new admin kubeconfig)",
+			p.Dir, problem, filepath.Base(p.CACertFile()), filepath.Base(p.CAKeyFile()))
 	}
+	if certErr != nil || keyErr != nil {
+		return unusable(errors.Join(certErr, keyErr).Error())
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return unusable(fmt.Sprintf("%s and %s: %v", p.CACertFile(), p.CAKeyFile(), err))
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return unusable(p.CAKeyFile() + " is not a signing key")
+	}
+	p.caCert, p.caKey = pair.Leaf, signer
+	return nil
+}
+
+func (p *PKI) createCA() error {
 	signer, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -122,7 +139,7 @@ func (p *PKI) loadOrCreateCA() error {
 	if err != nil {
 		return err
 	}
-	if err := writePair(p.CACertFile(), p.caKeyFile(), certPEM, keyPEM); err != nil {
+	if err := writePair(p.CACertFile(), p.CAKeyFile(), certPEM, keyPEM); err != nil {
 		return err
 	}
 	p.caCert, p.caKey = caCert, signer
@@ -130,17 +147,37 @@ func (p *PKI) loadOrCreateCA() error {
 	return nil
 }
 
-// leafUsable reports whether a certificate exists, was issued by this CA, is
-// not close to expiry and covers every host asked for.
-func (p *PKI) leafUsable(certFile, keyFile string, hosts []string) bool {
-	certs, err := certutil.CertsFromFile(certFile)
+// readPEM reads a PEM file, and says so when it is empty — what a file
+// written without fsync is after a power cut — rather than leaving a parser
+// to report "no PEM data".
+func readPEM(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
+		return nil, err
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%s is empty (0 bytes)", path)
+	}
+	return data, nil
+}
+
+// leafUsable reports whether a certificate and its key exist, match, were
+// issued by this CA, are not close to expiry and cover every host asked
+// for. A pair that exists but cannot be used (empty, damaged, not matching)
+// is logged: it is issued anew, which loses nothing, since the CA vouches
+// for the new one as it did for the old.
+func (p *PKI) leafUsable(certFile, keyFile string, hosts []string) bool {
+	certPEM, certErr := readPEM(certFile)
+	keyPEM, keyErr := readPEM(keyFile)
+	if errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist) {
 		return false
 	}
-	if _, err := keyutil.PrivateKeyFromFile(keyFile); err != nil {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err := errors.Join(certErr, keyErr, err); err != nil {
+		klog.InfoS("Certificate or key unusable; issuing a new pair", "certificate", certFile, "key", keyFile, "err", err)
 		return false
 	}
-	c := certs[0]
+	c := pair.Leaf
 	if c.CheckSignatureFrom(p.caCert) != nil || time.Until(c.NotAfter) < renewBefore {
 		return false
 	}
@@ -201,9 +238,13 @@ func (p *PKI) CAPEM() ([]byte, error) {
 	return certutil.EncodeCertificates(p.caCert)
 }
 
+// writePair writes a key and its certificate, each durably, with the modes
+// upstream's keyutil.WriteKey and certutil.WriteCert give them: the key first,
+// so that a certificate on disk always has its key (a crash in between
+// leaves a pair leafUsable refuses, which is issued anew).
 func writePair(certFile, keyFile string, certPEM, keyPEM []byte) error {
-	if err := keyutil.WriteKey(keyFile, keyPEM); err != nil {
+	if err := durable.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return certutil.WriteCert(certFile, certPEM)
+	return durable.WriteFile(certFile, certPEM, 0o644)
 }

@@ -1,11 +1,13 @@
 package standalone
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -79,6 +81,58 @@ func TestEnsurePKIRefusesHalfACA(t *testing.T) {
 	}
 	if _, err := EnsurePKI(dir, []string{"localhost"}); err == nil {
 		t.Fatal("a CA certificate without its key must not be silently replaced")
+	}
+}
+
+// A CA file left empty (a crash while it was written, before writes were
+// durable) is an error that names it and says what to do; a damaged leaf
+// certificate or key is issued anew from the CA, which loses nothing.
+func TestEnsurePKIDamagedFiles(t *testing.T) {
+	for _, file := range []string{"ca.crt", "ca.key"} {
+		t.Run(file, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, err := EnsurePKI(dir, []string{"localhost"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(filepath.Join(dir, file), 0); err != nil {
+				t.Fatal(err)
+			}
+			_, err := EnsurePKI(dir, []string{"localhost"})
+			for _, want := range []string{filepath.Join(dir, file) + " is empty (0 bytes)", "Restore ca.crt and ca.key from a backup, or remove both"} {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("EnsurePKI: %v, want an error saying %q", err, want)
+				}
+			}
+		})
+	}
+	// A key that is not the certificate's.
+	dir := t.TempDir()
+	p, err := EnsurePKI(dir, []string{"localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := mustCert(t, p.AdminCertFile())
+	otherKey, err := os.ReadFile(p.ServingKeyFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.AdminKeyFile(), otherKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p.ServingCertFile(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsurePKI(dir, []string{"localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	if again := mustCert(t, p.AdminCertFile()); again.Equal(admin) {
+		t.Error("an admin certificate whose key does not match it was kept")
+	}
+	if _, err := tls.LoadX509KeyPair(p.AdminCertFile(), p.AdminKeyFile()); err != nil {
+		t.Errorf("reissued admin pair: %v", err)
+	}
+	if _, err := tls.LoadX509KeyPair(p.ServingCertFile(), p.ServingKeyFile()); err != nil {
+		t.Errorf("reissued serving pair: %v", err)
 	}
 }
 

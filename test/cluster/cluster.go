@@ -47,6 +47,7 @@ import (
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/utils/ptr"
 
+	"github.com/flagpole-dev/flagpole/pkg/durable"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
 	"github.com/flagpole-dev/flagpole/test/process"
 )
@@ -487,36 +488,16 @@ func (c *Cluster) WriteServingCert(ca *standalone.PKI) (*x509.Certificate, error
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(c.ServingKeyFile(), keyPEM); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(c.ServingKeyFile()), 0o700); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(c.ServingCertFile(), certPEM); err != nil {
+	if err := durable.WriteFile(c.ServingKeyFile(), keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := durable.WriteFile(c.ServingCertFile(), certPEM, 0o600); err != nil {
 		return nil, err
 	}
 	return certs[0], nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // fails harmlessly once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // RegisterAPIService registers APIService with the Serving CA as caBundle

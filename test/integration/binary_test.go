@@ -87,9 +87,24 @@ func repoRoot(t *testing.T) string {
 // ends unless stop was called.
 func startBinary(t *testing.T, bin string) *binaryServer {
 	t.Helper()
-	dataDir := filepath.Join(t.TempDir(), "data")
+	return startBinaryIn(t, bin, filepath.Join(t.TempDir(), "data"))
+}
+
+// startBinaryIn is startBinary on dataDir, with more flags.
+func startBinaryIn(t *testing.T, bin, dataDir string, args ...string) *binaryServer {
+	t.Helper()
+	s := launchBinary(t, bin, dataDir, args...)
+	s.waitReady(t)
+	return s
+}
+
+// launchBinary starts bin in standalone mode on dataDir and a free loopback
+// port, with more flags, and does not wait. The process is killed when the
+// test ends unless it has exited.
+func launchBinary(t *testing.T, bin, dataDir string, args ...string) *binaryServer {
+	t.Helper()
 	s := &binaryServer{DataDir: dataDir, Kubeconfig: standalone.Layout{DataDir: dataDir}.Kubeconfig(), Log: &syncBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "--data-dir", dataDir, "--secure-port", strconv.Itoa(freePort(t)), "--bind-address", "127.0.0.1")
+	s.cmd = exec.Command(bin, append([]string{"--data-dir", dataDir, "--secure-port", strconv.Itoa(freePort(t)), "--bind-address", "127.0.0.1"}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.Log, s.Log
 	// Killed with the test process, never left behind.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -106,7 +121,13 @@ func startBinary(t *testing.T, bin string) *binaryServer {
 			<-s.done
 		}
 	})
+	return s
+}
 
+// waitReady waits until /readyz answers ok with the admin kubeconfig the
+// server wrote, and sets Config.
+func (s *binaryServer) waitReady(t *testing.T) {
+	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
 		if s.exited() {
 			return false, s.exitError()
@@ -131,7 +152,19 @@ func startBinary(t *testing.T, bin string) *binaryServer {
 	if err != nil {
 		t.Fatalf("flagpole-apiserver not ready: %v\nlog:\n%s", err, tail(s.Log.String()))
 	}
-	return s
+}
+
+// waitExit waits up to timeout for the process to exit by itself, and
+// returns how it exited.
+func (s *binaryServer) waitExit(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-s.done:
+		return s.waitErr
+	case <-time.After(timeout):
+		t.Fatalf("flagpole-apiserver still running after %s\nlog:\n%s", timeout, tail(s.Log.String()))
+		return nil
+	}
 }
 
 func (s *binaryServer) exited() bool {

@@ -1,12 +1,17 @@
 // Package tools finds the pinned binaries hack/build-tools.sh builds
 // (kube-apiserver, kube-controller-manager, kubectl and etcd, from the pins
-// in hack/tools/go.mod) for the tests that drive them.
+// in hack/tools/go.mod) for the tests that drive them, and decides for
+// those and for the tests that need root whether a missing one skips or
+// fails the test.
 package tools
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -47,8 +52,45 @@ func Bin(t testing.TB, name string) string {
 // the tools are required (EnvBinDir set, as in CI), and skips otherwise.
 func Missing(t testing.TB, format string, args ...any) {
 	t.Helper()
-	if Required() {
-		t.Fatalf(format, args...)
+	end(t, Required(), format, args...)
+}
+
+// EnvPrivileged, when set (hack/test.sh sets it), makes a test that needs
+// root — to mount a file system of its own — fail instead of skip when it
+// does not run as root or lacks a command it needs.
+const EnvPrivileged = "FLAGPOLE_REQUIRE_PRIVILEGED_TESTS"
+
+// PrivilegedRequired reports whether EnvPrivileged is set.
+func PrivilegedRequired() bool {
+	_, set := os.LookupEnv(EnvPrivileged)
+	return set
+}
+
+// RequirePrivileged ends the test unless it runs as root and every command
+// is on PATH: it fails when PrivilegedRequired, and skips otherwise, saying
+// what is missing either way.
+func RequirePrivileged(t testing.TB, commands ...string) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
 	}
-	t.Skipf(format, args...)
+	for _, c := range commands {
+		if _, err := exec.LookPath(c); err != nil {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		end(t, PrivilegedRequired(), "this test needs %s; under hack/test.sh (%s set) it must run", strings.Join(missing, ", "), EnvPrivileged)
+	}
+}
+
+// end fails the test when required, and skips it otherwise.
+func end(t testing.TB, required bool, format string, args ...any) {
+	t.Helper()
+	if required {
+		t.Fatal(fmt.Sprintf(format, args...))
+		return
+	}
+	t.Skip(fmt.Sprintf(format, args...))
 }

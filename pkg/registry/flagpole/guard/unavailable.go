@@ -102,8 +102,9 @@ func MayHaveApplied(err error) bool {
 // raw etcd error) or, once the request's deadline passes, 504. ctx is the
 // request's own context: a deadline that expired in a context derived from
 // it (ReadTimeout) is etcd's unavailability; the request's own expiring is
-// left to upstream's 504. Errors that already carry a status, and nil, are
-// returned unchanged.
+// left to upstream's 504. etcd's "database space exceeded" (its quota, the
+// NOSPACE alarm) is a 507 Insufficient Storage instead. Errors that already
+// carry a status, and nil, are returned unchanged.
 func Unavailable(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -111,6 +112,11 @@ func Unavailable(ctx context.Context, err error) error {
 	var apiStatus apierrors.APIStatus
 	if errors.As(err, &apiStatus) {
 		return err
+	}
+	if errors.Is(err, rpctypes.ErrNoSpace) {
+		// Not unavailability: etcd refuses writes until an operator acts.
+		return InsufficientStorage(fmt.Sprintf("etcd refuses writes: its database has reached its space quota (etcd's NOSPACE alarm: %s). "+
+			"An operator must compact and defragment etcd and disarm the alarm (docs/operations.md#disk-space); reads and evaluations are still served", err))
 	}
 	msg := err.Error()
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
