@@ -72,9 +72,21 @@ var DefaultStreamLimits = StreamLimits{Total: 10000, PerUser: 1000}
 // limits.
 const StreamRetryAfterSeconds = 10
 
+// CoalesceWindow is the shortest time between two events of a namespace: a
+// change after a quiet period is told at once, the changes that follow it
+// within the window are told together at its end. A storm of changes (a
+// thousand overrides created, and expiring, in seconds) then costs each
+// listener a few events a second, not one per change, and every listener's
+// re-fetch of them.
+const CoalesceWindow = 250 * time.Millisecond
+
 type namespaceChanges struct {
 	seq      uint64
 	modified time.Time
+	// sent is when the namespace's last event went out; pending is true
+	// while changes wait for the window to end.
+	sent    time.Time
+	pending bool
 	// Each subscriber's channel holds at most one wake-up: bursts coalesce
 	// and a slow client never blocks the informers.
 	subscribers map[chan struct{}]struct{}
@@ -88,6 +100,7 @@ func NewChanges(factory informers.SharedInformerFactory, c clock.WithTickerAndDe
 	if _, err := rand.Read(id); err != nil {
 		return nil, err
 	}
+	registerMetrics()
 	ch := &Changes{server: hex.EncodeToString(id), clock: c, namespaces: map[string]*namespaceChanges{}, closed: make(chan struct{}), limits: limits}
 	v1 := factory.Flagpole().V1beta1()
 	for _, informer := range []cache.SharedIndexInformer{v1.Flags().Informer(), v1.Segments().Informer()} {
@@ -138,13 +151,40 @@ func (ch *Changes) Close() {
 	ch.closeOnce.Do(func() { close(ch.closed) })
 }
 
-// Notify records a change in namespace and wakes its event streams.
+// Notify records a change in namespace and wakes its event streams, at
+// once after a quiet CoalesceWindow, or together with the changes after it
+// at the window's end.
 func (ch *Changes) Notify(namespace string) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	n := ch.namespace(namespace)
+	now := ch.clock.Now()
+	n.modified = now
+	if n.pending {
+		ofrepMetrics.coalescedChanges.Inc()
+		return
+	}
+	if wait := CoalesceWindow - now.Sub(n.sent); !n.sent.IsZero() && wait > 0 {
+		n.pending = true
+		ofrepMetrics.coalescedChanges.Inc()
+		at := now.Add(wait)
+		ch.clock.AfterFunc(wait, func() {
+			ch.mu.Lock()
+			defer ch.mu.Unlock()
+			n := ch.namespace(namespace)
+			n.pending = false
+			ch.wakeLocked(n, at)
+		})
+		return
+	}
+	ch.wakeLocked(n, now)
+}
+
+// wakeLocked starts the namespace's next event.
+func (ch *Changes) wakeLocked(n *namespaceChanges, now time.Time) {
 	n.seq++
-	n.modified = ch.clock.Now()
+	n.sent = now
+	ofrepMetrics.events.Inc()
 	for sub := range n.subscribers {
 		select {
 		case sub <- struct{}{}:
@@ -177,7 +217,7 @@ func (ch *Changes) unsubscribe(namespace string, sub chan struct{}) {
 	delete(n.subscribers, sub)
 	// A namespace that never changed is remembered only while streamed, so
 	// streams opened on arbitrary namespace names leave nothing behind.
-	if n.seq == 0 && len(n.subscribers) == 0 {
+	if n.seq == 0 && !n.pending && len(n.subscribers) == 0 {
 		delete(ch.namespaces, namespace)
 	}
 }
@@ -262,9 +302,11 @@ func (ch *Changes) openStream(user string) string {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.limits.Total > 0 && ch.streams >= ch.limits.Total {
+		ofrepMetrics.refusedStreams.WithLabelValues("server").Inc()
 		return fmt.Sprintf("this server has %d event streams open, its limit; poll, or retry later", ch.streams)
 	}
 	if ch.limits.PerUser > 0 && ch.streamsByUser[user] >= ch.limits.PerUser {
+		ofrepMetrics.refusedStreams.WithLabelValues("user").Inc()
 		return fmt.Sprintf("%q has %d event streams open, the limit per user; poll, or retry later", user, ch.streamsByUser[user])
 	}
 	if ch.streamsByUser == nil {
@@ -272,6 +314,7 @@ func (ch *Changes) openStream(user string) string {
 	}
 	ch.streams++
 	ch.streamsByUser[user]++
+	ofrepMetrics.openStreams.Inc()
 	return ""
 }
 
@@ -279,6 +322,7 @@ func (ch *Changes) closeStream(user string) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	ch.streams--
+	ofrepMetrics.openStreams.Dec()
 	if ch.streamsByUser[user]--; ch.streamsByUser[user] <= 0 {
 		delete(ch.streamsByUser, user)
 	}

@@ -218,9 +218,11 @@ func TestEventStream(t *testing.T) {
 		}
 	}
 
-	// Up to date: nothing until the next change.
+	// Up to date: nothing until the next change (after a quiet window, so
+	// told at once).
 	r, closeStream := open("s1.1")
 	waitSubscribers(t, changes, "apps", 1)
+	clk.Step(CoalesceWindow)
 	changes.Notify("other")
 	changes.Notify("apps")
 	id, ev := readEvent(r)
@@ -251,6 +253,44 @@ func TestEventStream(t *testing.T) {
 	})
 	if err != nil {
 		t.Error("a closed stream on a namespace without changes left its state behind")
+	}
+}
+
+// A storm of changes in a namespace is told as one event at once and one at
+// the end of the coalescing window, not one event per change.
+func TestEventsCoalesce(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
+	changes := &Changes{server: "s1", clock: clk, namespaces: map[string]*namespaceChanges{}, closed: make(chan struct{})}
+	sub := changes.subscribe("apps")
+	seq := func() uint64 {
+		changes.mu.Lock()
+		defer changes.mu.Unlock()
+		return changes.namespaces["apps"].seq
+	}
+	changes.Notify("apps")
+	if got := seq(); got != 1 {
+		t.Fatalf("first change after a quiet period: seq %d, want 1 (told at once)", got)
+	}
+	<-sub
+	for range 1000 {
+		changes.Notify("apps")
+	}
+	if got := seq(); got != 1 {
+		t.Fatalf("1,000 changes within the window: seq %d, want them held for its end", got)
+	}
+	select {
+	case <-sub:
+		t.Fatal("an event before the window ended")
+	default:
+	}
+	clk.Step(CoalesceWindow)
+	select {
+	case <-sub:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event at the end of the window")
+	}
+	if got := seq(); got != 2 {
+		t.Errorf("after the window: seq %d, want 2 (one event for the 1,000)", got)
 	}
 }
 

@@ -67,13 +67,37 @@ type server struct {
 	// the CA only, and appToken is the application token.
 	admin, app *tls.Config
 	appToken   string
+	// appTokens are the tokens of the applications startServer was given,
+	// by user.
+	appTokens map[string]string
 }
+
+// appUsers are the applications a server is started with: each a token
+// of its own in group flagpole:evaluators.
+var appUsers = []string{"app-greedy", "app-other"}
 
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
 	layout := standalone.Layout{DataDir: filepath.Join(dir, "data")}
+	// Two applications with tokens of their own, written before the first
+	// start (which then keeps them).
+	if err := os.MkdirAll(layout.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{}
+	var csv strings.Builder
+	for _, u := range appUsers {
+		tokens[u] = "token-" + u + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		fmt.Fprintf(&csv, "%s,%s,%s,%q\n", tokens[u], u, u, standalone.EvaluatorsGroup)
+	}
+	if err := os.WriteFile(layout.TokensFile(), []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(layout.AppTokenFile(), []byte(tokens[appUsers[0]]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	p, err := process.Start("flagpole-apiserver", filepath.Join(dir, "flagpole.log"), serverBinary(t),
 		append([]string{"--data-dir", layout.DataDir, "--secure-port", strconv.Itoa(port), "--bind-address", "127.0.0.1"}, args...)...)
 	if err != nil {
@@ -85,7 +109,7 @@ func startServer(t *testing.T, args ...string) *server {
 			t.Logf("flagpole-apiserver log (tail):\n%s", p.Tail(8000))
 		}
 	})
-	s := &server{proc: p, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	s := &server{proc: p, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), appTokens: tokens}
 	pki := layout.PKI()
 	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
 		if p.Exited() {
