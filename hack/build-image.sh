@@ -54,6 +54,9 @@ build() {
         -os linux -arch "${GOARCH}" -name "${IMAGE}" -version "${VERSION}" -epoch "${SOURCE_DATE_EPOCH}")
 }
 
+# tee opens its file as the pipeline starts, before build creates OUT: on a
+# fresh checkout _output itself does not exist yet.
+mkdir -p "${OUT}"
 build "${OUT}" | tee "${OUT}.log"
 digest="$(sed -n 's/^digest //p' "${OUT}.log")"
 rm -f "${OUT}.log"

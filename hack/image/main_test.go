@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func TestBuildReproducibleAndNonRoot(t *testing.T) {
 	var outs []string
 	for i := 0; i < 2; i++ {
 		out := t.TempDir()
-		d, sum, err := build(bin, out, "linux", "arm64", "flagpole-apiserver:test", "v0.1.0", created)
+		d, sum, err := build(bin, out, spec{path: defaultPath, name: "flagpole-apiserver:test", version: "v0.1.0", goos: "linux", goarch: "arm64"}, created)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +54,7 @@ func TestBuildReproducibleAndNonRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cf.Config.User != "65532:65532" || len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != "/flagpole-apiserver" ||
-		cf.OS != "linux" || cf.Architecture != "arm64" || !cf.Created.Time.Equal(created) {
+		cf.OS != "linux" || cf.Architecture != "arm64" || !cf.Created.Time.Equal(created) || len(cf.Config.Env) != 0 {
 		t.Errorf("config: %+v", cf)
 	}
 	layers, err := img.Layers()
@@ -82,5 +83,71 @@ func TestBuildReproducibleAndNonRoot(t *testing.T) {
 	}
 	if len(files) != 1 || files[0] != "flagpole-apiserver" {
 		t.Errorf("layer holds %v, want only flagpole-apiserver (no shell)", files)
+	}
+}
+
+// A binary given a path below / (the real node's etcd image, whose command is
+// plain "etcd") is found on the image's PATH, and its directories are in the
+// layer; the archive is named after it.
+func TestBuildBinaryOnPath(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "etcd")
+	if err := os.WriteFile(bin, []byte("\x7fELF not really etcd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	s := spec{path: "usr/local/bin/etcd", name: "registry.k8s.io/etcd:3.7.0-0", goos: "linux", goarch: "amd64"}
+	if _, _, err := build(bin, out, s, time.Unix(0, 0).UTC()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "etcd.oci.tar")); err != nil {
+		t.Fatalf("archive: %v", err)
+	}
+	idx, err := layout.ImageIndexFromPath(filepath.Join(out, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Manifests[0].Annotations["io.containerd.image.name"]; got != "registry.k8s.io/etcd:3.7.0-0" {
+		t.Errorf("image name %q", got)
+	}
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cf.Config.Env) != 1 || cf.Config.Env[0] != "PATH=/usr/local/bin" ||
+		cf.Config.Entrypoint[0] != "/usr/local/bin/etcd" {
+		t.Errorf("config: env %v entrypoint %v", cf.Config.Env, cf.Config.Entrypoint)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers: %d, %v", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+	}
+	want := []string{"usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/etcd"}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("layer holds %v, want %v", names, want)
 	}
 }
