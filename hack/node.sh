@@ -130,6 +130,9 @@ build_images() {
     # Flagpole's image, as a user builds it (docs/install.md).
     IMAGE="${FLAGPOLE_IMAGE}" OUT="${IMAGE_DIR}/flagpole-apiserver" "${ROOT}/hack/build-image.sh" \
         >"${LOG_DIR}/build-image.log" 2>&1 || die "hack/build-image.sh failed: see ${LOG_DIR}/build-image.log"
+    IMAGE="${FLAGPOLE_NEXT_IMAGE}" VERSION="${FLAGPOLE_NEXT_VERSION}" OUT="${IMAGE_DIR}/flagpole-apiserver-next" \
+        "${ROOT}/hack/build-image.sh" >>"${LOG_DIR}/build-image.log" 2>&1 ||
+        die "hack/build-image.sh (${FLAGPOLE_NEXT_IMAGE}) failed: see ${LOG_DIR}/build-image.log"
 }
 
 # ---- namespaces, cgroups -----------------------------------------------------
@@ -444,13 +447,14 @@ node_mounts() {
 
 verify_clean() {
     local problems=() p
-    local procs
-    procs="$(grep -l -a -E "${RUN_DIR}|${OUT_DIR}/|${TOOLS_BIN}/(kubelet|kube-proxy|kube-scheduler)" \
-        /proc/[0-9]*/cmdline 2>/dev/null | grep -v -E "^/proc/($$|${BASHPID})/" || true)"
-    for p in ${procs}; do
-        p="${p#/proc/}"
+    local f cmd pattern="${RUN_DIR}|${OUT_DIR}/|${TOOLS_BIN}/(kubelet|kube-proxy|kube-scheduler)"
+    for f in /proc/[0-9]*/cmdline; do
+        p="${f#/proc/}"
         p="${p%/cmdline}"
-        problems+=("process ${p}: $(tr '\0' ' ' </proc/"${p}"/cmdline 2>/dev/null | cut -c1-120)")
+        [[ "${p}" == "$$" || "${p}" == "${BASHPID}" ]] && continue
+        # A process may end while this looks.
+        cmd="$(tr '\0' ' ' <"${f}" 2>/dev/null)" || continue
+        [[ "${cmd}" =~ ${pattern} ]] && problems+=("process ${p}: ${cmd:0:120}")
     done
     [[ -e "${NETNS}" ]] && problems+=("network namespace file ${NETNS}")
     [[ -e "${MNTNS}" ]] && problems+=("mount namespace file ${MNTNS}")

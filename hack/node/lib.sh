@@ -60,6 +60,9 @@ APP_IMAGE=localhost/flagpole-node/flagpole-app:dev
 # same sources (etcd v3.7.0 from hack/tools' pin; Flagpole from this tree).
 ETCD_IMAGE=registry.k8s.io/etcd:3.7.0-0
 FLAGPOLE_IMAGE=flagpole-apiserver:dev
+# The same source stamped as a later version, for the upgrade e2e.
+FLAGPOLE_NEXT_IMAGE=flagpole-apiserver:next
+FLAGPOLE_NEXT_VERSION=v0.1.1-node.next
 
 # Debian packages the node needs, and a file each one installs.
 declare -A PACKAGES=(

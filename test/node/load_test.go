@@ -1,0 +1,254 @@
+//go:build node
+
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+)
+
+// Bounds of every load loop: each stops after maxRequestsPerLoop requests
+// or when its test stops it, whichever comes first, and paces itself.
+const (
+	maxRequestsPerLoop = 20000
+	loadInterval       = 40 * time.Millisecond
+	requestTimeout     = 15 * time.Second
+)
+
+// traffic counts one kind of request.
+type traffic struct {
+	name       string
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	errors     []string // the first few failures, with their time
+}
+
+func (tr *traffic) fail(err error) {
+	tr.failed.Add(1)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if len(tr.errors) < 5 {
+		tr.errors = append(tr.errors, time.Now().Format("15:04:05.000")+" "+err.Error())
+	}
+}
+
+func (tr *traffic) String() string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	s := fmt.Sprintf("%s: %d ok, %d failed", tr.name, tr.ok.Load(), tr.failed.Load())
+	if len(tr.errors) > 0 {
+		s += " (" + strings.Join(tr.errors, "; ") + ")"
+	}
+	return s
+}
+
+// load runs reads and writes through kube-apiserver and OFREP evaluations
+// through Flagpole's Service, concurrently, until stopped.
+type load struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kinds  []*traffic
+	// acked are the flags whose create was answered with success.
+	mu    sync.Mutex
+	acked []string
+}
+
+// startLoad starts one loop per kind: reads (GET of readFlag through
+// kube-apiserver), writes (creates of new flags named prefix-N) and OFREP
+// evaluations of readFlag.
+func startLoad(t *testing.T, ofrep *ofrepClient, readFlag, prefix string) *load {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{cancel: cancel}
+	flags := env.flagpole.FlagpoleV1beta1().Flags(appNamespace)
+	var n atomic.Int64
+	ops := map[string]func(context.Context) error{
+		"reads": func(ctx context.Context) error {
+			_, err := flags.Get(ctx, readFlag, metav1.GetOptions{})
+			return err
+		},
+		"writes": func(ctx context.Context) error {
+			name := fmt.Sprintf("%s-%d", prefix, n.Add(1))
+			if _, err := flags.Create(ctx, booleanFlag(name), metav1.CreateOptions{}); err != nil {
+				return err
+			}
+			l.mu.Lock()
+			l.acked = append(l.acked, name)
+			l.mu.Unlock()
+			return nil
+		},
+		"ofrep evaluations": func(ctx context.Context) error {
+			_, err := ofrep.evaluate(ctx, readFlag)
+			return err
+		},
+	}
+	names := make([]string, 0, len(ops))
+	for name := range ops {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		tr := &traffic{name: name}
+		l.kinds = append(l.kinds, tr)
+		op := ops[name]
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; i < maxRequestsPerLoop && ctx.Err() == nil; i++ {
+				rctx, rcancel := context.WithTimeout(ctx, requestTimeout)
+				err := op(rctx)
+				rcancel()
+				switch {
+				case err == nil:
+					tr.ok.Add(1)
+				case ctx.Err() != nil:
+					// Stopped by the test, not failed.
+				default:
+					tr.fail(err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(loadInterval):
+				}
+			}
+		}()
+	}
+	t.Cleanup(l.stop)
+	return l
+}
+
+// stop ends the loops and waits for them.
+func (l *load) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// report stops the load, logs every kind's counts and returns the failures.
+func (l *load) report(t *testing.T) (failed int64) {
+	t.Helper()
+	l.stop()
+	for _, tr := range l.kinds {
+		t.Log(tr)
+		failed += tr.failed.Load()
+		if tr.ok.Load() == 0 {
+			t.Errorf("%s: no request succeeded: the load did not run", tr.name)
+		}
+	}
+	return failed
+}
+
+func (l *load) acknowledged() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.acked...)
+}
+
+func booleanFlag(name string) *v1beta1.Flag {
+	return &v1beta1.Flag{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1beta1.FlagSpec{
+			Type: v1beta1.FlagTypeBoolean,
+			Variants: []v1beta1.Variant{
+				{Name: "on", Value: v1beta1.JSON{Raw: []byte("true")}},
+				{Name: "off", Value: v1beta1.JSON{Raw: []byte("false")}},
+			},
+			DefaultVariant: "off",
+		},
+	}
+}
+
+// ofrepClient evaluates over OFREP as an application in the cluster does:
+// to Flagpole's Service (its ClusterIP, which kube-proxy's rules in the
+// node's network namespace send to a ready replica), verifying the serving
+// certificate for api.flagpole-system.svc against Flagpole's CA, with a
+// ServiceAccount token.
+type ofrepClient struct {
+	client *http.Client
+	token  string
+}
+
+func newOFREPClient(ctx context.Context, t *testing.T) *ofrepClient {
+	t.Helper()
+	svc, err := env.kube.CoreV1().Services(flagpoleNS).Get(ctx, "api", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := env.kube.CoreV1().Secrets(flagpoleNS).Get(ctx, servingCert, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(secret.Data["ca.crt"]) {
+		t.Fatalf("secret %s has no ca.crt", servingCert)
+	}
+	tok, err := env.kube.CoreV1().ServiceAccounts(appNamespace).CreateToken(ctx, "app",
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}},
+		metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort(svc.Spec.ClusterIP, "443")
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	transport := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, addr)
+		},
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: servingHost, MinVersion: tls.VersionTLS12},
+		MaxIdleConnsPerHost: 4,
+	}
+	t.Cleanup(transport.CloseIdleConnections)
+	return &ofrepClient{client: &http.Client{Transport: transport, Timeout: requestTimeout}, token: tok.Status.Token}
+}
+
+// ofrepAnswer is the part of OFREP's answer the tests read.
+type ofrepAnswer struct {
+	Value   json.RawMessage `json:"value"`
+	Variant string          `json:"variant"`
+	Reason  string          `json:"reason"`
+}
+
+func (c *ofrepClient) evaluate(ctx context.Context, key string) (ofrepAnswer, error) {
+	url := "https://" + servingHost + "/namespaces/" + appNamespace + "/ofrep/v1/evaluate/flags/" + key
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(`{"context":{"targetingKey":"node-e2e"}}`)))
+	if err != nil {
+		return ofrepAnswer{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return ofrepAnswer{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return ofrepAnswer{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return ofrepAnswer{}, fmt.Errorf("OFREP %s: %d %.200s", key, resp.StatusCode, body)
+	}
+	var a ofrepAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return ofrepAnswer{}, fmt.Errorf("OFREP %s: %v in %.200s", key, err, body)
+	}
+	return a, nil
+}
