@@ -212,7 +212,7 @@ func newOFREPClient(ctx context.Context, t *testing.T) *ofrepClient {
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return dialer.DialContext(ctx, network, addr)
 		},
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: servingHost, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     &tls.Config{RootCAs: pool, ServerName: servingHost, MinVersion: tls.VersionTLS12},
 		MaxIdleConnsPerHost: 4,
 	}
 	t.Cleanup(transport.CloseIdleConnections)
