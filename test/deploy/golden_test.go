@@ -28,6 +28,8 @@ var Kustomizations = map[string]string{
 	"":             "base.yaml",
 	"cert-manager": "cert-manager.yaml",
 	"etcd-ha":      "etcd-ha.yaml",
+	// Both components at once.
+	"cert-manager-etcd-ha": "cert-manager-etcd-ha.yaml",
 }
 
 const kubectlVersion = "v1.37.2"
