@@ -4,7 +4,9 @@
 #   hack/build-tools.sh        kube-apiserver, kube-controller-manager, kubectl
 #                              and etcd (the e2e suite's control plane);
 #   hack/build-tools.sh node   the same plus kubelet, kube-scheduler and
-#                              kube-proxy (the real node, hack/node.sh).
+#                              kube-proxy (the real node, hack/node.sh);
+#   hack/build-tools.sh helm   helm, from the pin in hack/helm/go.mod (the
+#                              chart's tests, artifacts/chart).
 # Output: _output/tools/bin (git-ignored). A stamp of the pins per set skips
 # the build when nothing changed; Go's build cache makes a rebuild after a pin
 # change incremental. etcd (its own packages) builds beside the kube commands.
@@ -22,11 +24,44 @@ kube_cmds=(kube-apiserver kube-controller-manager kubectl)
 case "${set_name}" in
 e2e) ;;
 node) kube_cmds+=(kubelet kube-scheduler kube-proxy) ;;
+helm) ;;
 *)
-    echo "usage: $0 [node]" >&2
+    echo "usage: $0 [node|helm]" >&2
     exit 2
     ;;
 esac
+
+# up_to_date STAMP_FILE STAMP BINARY...: every binary is there and was built
+# from STAMP.
+up_to_date() {
+    local file="$1" want="$2" b
+    shift 2
+    for b in "$@"; do
+        [[ -x "${OUT}/${b}" ]] || return 1
+    done
+    [[ "$(cat "${file}" 2>/dev/null)" == "${want}" ]]
+}
+
+if [[ "${set_name}" == helm ]]; then
+    HELM="${ROOT}/hack/helm"
+    helm_version="$(sed -n 's/^\thelm.sh\/helm\/v4 \(v[^ ]*\).*/\1/p' "${HELM}/go.mod")"
+    stamp="$(cat "${HELM}/go.mod" "${HELM}/go.sum" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
+    if up_to_date "${OUT}/.stamp-helm" "${stamp}" helm; then
+        echo "tools (helm) up to date in ${OUT}"
+        exit 0
+    fi
+    mkdir -p "${OUT}"
+    rm -f "${OUT}/.stamp-helm"
+    start=$(date +%s)
+    # helm reports the version stamped here (its default is only major.minor).
+    (cd "${HELM}" && go build -trimpath \
+        -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=${helm_version}" \
+        -o "${OUT}/helm" helm.sh/helm/v4/cmd/helm)
+    echo "${stamp}" >"${OUT}/.stamp-helm"
+    echo "built helm ${helm_version} in $(( $(date +%s) - start ))s into ${OUT}"
+    "${OUT}/helm" version --short
+    exit 0
+fi
 
 # The version kube-apiserver reports and clients parse; without it a binary
 # built from the module says v0.0.0-master.
@@ -42,11 +77,7 @@ done
 stamp="$(cat "${TOOLS}/go.mod" "${TOOLS}/go.sum" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
 stamp_file="${OUT}/.stamp-${set_name}"
 binaries=("${kube_cmds[@]}" etcd)
-up_to_date=true
-for b in "${binaries[@]}"; do
-    [[ -x "${OUT}/${b}" ]] || up_to_date=false
-done
-if [[ "${up_to_date}" == true && "$(cat "${stamp_file}" 2>/dev/null)" == "${stamp}" ]]; then
+if up_to_date "${stamp_file}" "${stamp}" "${binaries[@]}"; then
     echo "tools (${set_name}) up to date in ${OUT}"
     exit 0
 fi
