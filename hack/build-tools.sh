@@ -104,6 +104,8 @@ if (( kube_rc != 0 || etcd_rc != 0 )); then
     exit 1
 fi
 echo "${stamp}" > "${stamp_file}"
+# The node set holds the e2e set, built from the same pins.
+[[ "${set_name}" == node ]] && echo "${stamp}" > "${OUT}/.stamp-e2e"
 echo "built ${binaries[*]} in $(( $(date +%s) - start ))s into ${OUT}"
 "${OUT}/kube-apiserver" --version
 "${OUT}/kubectl" version --client

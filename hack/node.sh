@@ -17,6 +17,8 @@
 #   hack/node.sh kubectl ARGS  the pinned kubectl against the node
 #   hack/node.sh volumes       (re)create the static PersistentVolumes for
 #                              etcd-0..2 that are missing or Released
+#   hack/node.sh check         exit 0 if this machine can run the node, else
+#                              print why not (hack/test.sh asks this)
 #
 # Needs root, cgroup v1, and Debian's package archive when a package is
 # missing; refuses with one line saying what is missing otherwise. The node
@@ -53,6 +55,22 @@ preflight() {
     done
     if [[ -e "${OWNER_FILE}" && "$(cat "${OWNER_FILE}")" != "${ROOT}" ]]; then
         die "a node started from $(cat "${OWNER_FILE}") is up (one per machine): run $(cat "${OWNER_FILE}")/hack/node.sh down first"
+    fi
+}
+
+# check: what up needs from the machine, without changing it (but apt's
+# package lists, when a package is missing).
+check() {
+    preflight
+    unshare --net true 2>/dev/null || die "cannot make a network namespace (unshare --net failed): the node needs one"
+    local missing=() pkg
+    for pkg in "${!PACKAGES[@]}"; do
+        [[ -e "${PACKAGES[${pkg}]}" ]] || missing+=("${pkg}")
+    done
+    if (( ${#missing[@]} > 0 )); then
+        command -v apt-get >/dev/null || die "${missing[*]} missing and no apt-get to install them"
+        timeout 300 apt-get update -qq >/dev/null 2>&1 ||
+            die "${missing[*]} missing and apt-get update fails (Debian's archive unreachable?)"
     fi
 }
 
@@ -555,6 +573,7 @@ up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 verify-clean) verify_clean ;;
+check) check ;;
 exec)
     shift
     cmd_exec "$@"

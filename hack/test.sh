@@ -5,9 +5,14 @@
 #   2. unit and integration tests, the kubectl smoke test and the hostile-input
 #      corpus, with the race detector (go test -race ./...); the smoke test
 #      drives the pinned kubectl named in FLAGPOLE_KUBECTL, never the one on PATH;
-#   3. the e2e suite against a real control plane.
-# Extra arguments go to both go test runs (e.g. -run TestKubectl -v).
-# FLAGPOLE_SKIP_E2E=1 runs steps 1 and 2 only.
+#   3. the e2e suite against a real control plane;
+#   4. the real-node e2e (test/node): hack/node.sh up, the tests, hack/node.sh
+#      down (which fails unless nothing of the node is left) -- when this
+#      machine can run a node (root, cgroup v1, the packages or Debian's
+#      archive); otherwise one line says why it is skipped.
+# Extra arguments go to the go test runs (e.g. -run TestKubectl -v).
+# FLAGPOLE_SKIP_E2E=1 runs steps 1 and 2 only; FLAGPOLE_SKIP_NODE=1 skips
+# step 4.
 set -o errexit
 set -o nounset
 set -o pipefail
@@ -15,8 +20,26 @@ set -o pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "${ROOT}"
 
-hack/build-tools.sh
+# The node's tools are a superset of the e2e's; when the node will run,
+# build them once. helm (its own module) builds beside them.
+tools_set=e2e
+node_skip=""
+if [[ "${FLAGPOLE_SKIP_E2E:-}" == 1 || "${FLAGPOLE_SKIP_NODE:-}" == 1 ]]; then
+    node_skip="FLAGPOLE_SKIP_E2E or FLAGPOLE_SKIP_NODE is 1"
+elif ! node_skip="$(hack/node.sh check 2>&1)"; then
+    node_skip="${node_skip#node: }"
+else
+    node_skip=""
+    tools_set=node
+fi
+mkdir -p _output
+hack/build-tools.sh helm >_output/build-helm.log 2>&1 &
+helm_pid=$!
+hack/build-tools.sh "${tools_set}"
+wait "${helm_pid}" || { cat _output/build-helm.log >&2; exit 1; }
+cat _output/build-helm.log
 export FLAGPOLE_KUBECTL="${ROOT}/_output/tools/bin/kubectl"
+export FLAGPOLE_HELM="${ROOT}/_output/tools/bin/helm"
 
 # -race: data races fail the run where they happen (its cost is in
 # docs/testing.md); the integration tests build the binaries they start with
@@ -37,3 +60,13 @@ if [[ "${FLAGPOLE_SKIP_E2E:-}" == "1" ]]; then
     exit 0
 fi
 go test -tags e2e -count=1 -timeout 30m "$@" ./test/e2e/
+
+if [[ -n "${node_skip}" ]]; then
+    echo "real-node e2e skipped: ${node_skip}"
+    exit 0
+fi
+# down runs whatever the tests did, and fails if the node left anything.
+node_rc=0
+hack/node.sh up && go test -tags node -count=1 -timeout 20m -v "$@" ./test/node/ || node_rc=$?
+hack/node.sh down || node_rc=1
+exit "${node_rc}"
