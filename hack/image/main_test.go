@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 )
 
@@ -34,48 +35,16 @@ func TestBuildReproducibleAndNonRoot(t *testing.T) {
 		t.Fatalf("two builds differ: %v %v", digests, sums)
 	}
 
-	idx, err := layout.ImageIndexFromPath(filepath.Join(outs[0], "oci"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Manifests) != 1 || m.Manifests[0].Annotations["io.containerd.image.name"] != "docker.io/library/flagpole-apiserver:test" {
-		t.Fatalf("index: %+v", m.Manifests)
-	}
-	img, err := idx.Image(m.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
+	annotations, cf, headers := readImage(t, outs[0])
+	if annotations["io.containerd.image.name"] != "docker.io/library/flagpole-apiserver:test" {
+		t.Fatalf("index annotations: %v", annotations)
 	}
 	if cf.Config.User != "65532:65532" || len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != "/flagpole-apiserver" ||
 		cf.OS != "linux" || cf.Architecture != "arm64" || !cf.Created.Time.Equal(created) || len(cf.Config.Env) != 0 {
 		t.Errorf("config: %+v", cf)
 	}
-	layers, err := img.Layers()
-	if err != nil || len(layers) != 1 {
-		t.Fatalf("layers: %d, %v", len(layers), err)
-	}
-	rc, err := layers[0].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
 	var files []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, h := range headers {
 		files = append(files, h.Name)
 		if h.Uid != 65532 || h.Gid != 65532 || h.Mode != 0o755 || !h.ModTime.Equal(created) {
 			t.Errorf("%s: uid %d gid %d mode %o mtime %s", h.Name, h.Uid, h.Gid, h.Mode, h.ModTime)
@@ -102,6 +71,28 @@ func TestBuildBinaryOnPath(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "etcd.oci.tar")); err != nil {
 		t.Fatalf("archive: %v", err)
 	}
+	annotations, cf, headers := readImage(t, out)
+	if got := annotations["io.containerd.image.name"]; got != "registry.k8s.io/etcd:3.7.0-0" {
+		t.Errorf("image name %q", got)
+	}
+	if len(cf.Config.Env) != 1 || cf.Config.Env[0] != "PATH=/usr/local/bin" ||
+		cf.Config.Entrypoint[0] != "/usr/local/bin/etcd" {
+		t.Errorf("config: env %v entrypoint %v", cf.Config.Env, cf.Config.Entrypoint)
+	}
+	var names []string
+	for _, h := range headers {
+		names = append(names, h.Name)
+	}
+	want := []string{"usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/etcd"}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("layer holds %v, want %v", names, want)
+	}
+}
+
+// readImage opens the one image of the layout in out and returns its config
+// and its layer's tar headers.
+func readImage(t *testing.T, out string) (map[string]string, *v1.ConfigFile, []*tar.Header) {
+	t.Helper()
 	idx, err := layout.ImageIndexFromPath(filepath.Join(out, "oci"))
 	if err != nil {
 		t.Fatal(err)
@@ -110,8 +101,8 @@ func TestBuildBinaryOnPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := m.Manifests[0].Annotations["io.containerd.image.name"]; got != "registry.k8s.io/etcd:3.7.0-0" {
-		t.Errorf("image name %q", got)
+	if len(m.Manifests) != 1 {
+		t.Fatalf("index: %+v", m.Manifests)
 	}
 	img, err := idx.Image(m.Manifests[0].Digest)
 	if err != nil {
@@ -120,10 +111,6 @@ func TestBuildBinaryOnPath(t *testing.T) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if len(cf.Config.Env) != 1 || cf.Config.Env[0] != "PATH=/usr/local/bin" ||
-		cf.Config.Entrypoint[0] != "/usr/local/bin/etcd" {
-		t.Errorf("config: env %v entrypoint %v", cf.Config.Env, cf.Config.Entrypoint)
 	}
 	layers, err := img.Layers()
 	if err != nil || len(layers) != 1 {
@@ -135,19 +122,15 @@ func TestBuildBinaryOnPath(t *testing.T) {
 	}
 	defer rc.Close()
 	tr := tar.NewReader(rc)
-	var names []string
+	var headers []*tar.Header
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			break
+			return m.Manifests[0].Annotations, cf, headers
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		names = append(names, h.Name)
-	}
-	want := []string{"usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/etcd"}
-	if strings.Join(names, " ") != strings.Join(want, " ") {
-		t.Errorf("layer holds %v, want %v", names, want)
+		headers = append(headers, h)
 	}
 }

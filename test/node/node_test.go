@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -396,12 +397,7 @@ func flagReady(ctx context.Context, name string) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	for _, c := range f.Status.Conditions {
-		if c.Type == flagpole.FlagConditionReady {
-			return c.Status == metav1.ConditionTrue, nil
-		}
-	}
-	return false, nil
+	return meta.IsStatusConditionTrue(f.Status.Conditions, flagpole.FlagConditionReady), nil
 }
 
 func testLeaderPodDeleted(t *testing.T) {
@@ -468,14 +464,24 @@ func testLeaderPodDeleted(t *testing.T) {
 	}
 }
 
-func testEtcdPodDeleted(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	flags := env.flagpole.FlagpoleV1beta1().Flags(appNamespace)
-	before, err := flags.List(ctx, metav1.ListOptions{})
+// flagNames are the application namespace's flags.
+func flagNames(ctx context.Context, t *testing.T) map[string]bool {
+	t.Helper()
+	list, err := env.flagpole.FlagpoleV1beta1().Flags(appNamespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	names := map[string]bool{}
+	for _, f := range list.Items {
+		names[f.Name] = true
+	}
+	return names
+}
+
+func testEtcdPodDeleted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	before := flagNames(ctx, t)
 	old, err := env.kube.CoreV1().Pods(flagpoleNS).Get(ctx, "etcd-0", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -502,26 +508,19 @@ func testEtcdPodDeleted(t *testing.T) {
 
 	// No acknowledged write is lost, and what was there before survives on
 	// the claim's volume.
-	after, err := flags.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	have := map[string]bool{}
-	for _, f := range after.Items {
-		have[f.Name] = true
-	}
+	have := flagNames(ctx, t)
 	acked := l.acknowledged()
 	for _, name := range acked {
 		if !have[name] {
 			t.Errorf("acknowledged create of %s lost", name)
 		}
 	}
-	for _, f := range before.Items {
-		if !have[f.Name] {
-			t.Errorf("%s, stored before etcd-0 was deleted, is gone", f.Name)
+	for name := range before {
+		if !have[name] {
+			t.Errorf("%s, stored before etcd-0 was deleted, is gone", name)
 		}
 	}
-	t.Logf("%d flags from before and %d acknowledged creates during the deletion all present", len(before.Items), len(acked))
+	t.Logf("%d flags from before and %d acknowledged creates during the deletion all present", len(before), len(acked))
 	pvc, err := env.kube.CoreV1().PersistentVolumeClaims(flagpoleNS).Get(ctx, "data-etcd-0", metav1.GetOptions{})
 	if err != nil || pvc.Spec.VolumeName != "flagpole-etcd-0" {
 		t.Errorf("data-etcd-0 after the deletion: %v, volume %q", err, pvc.Spec.VolumeName)
@@ -531,11 +530,7 @@ func testEtcdPodDeleted(t *testing.T) {
 func testUpgrade(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	flags := env.flagpole.FlagpoleV1beta1().Flags(appNamespace)
-	before, err := flags.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := flagNames(ctx, t)
 	l := startLoad(t, newOFREPClient(ctx, t), readFlag, "upgrade")
 	time.Sleep(2 * time.Second)
 	if _, err := kubectl(ctx, "-n", flagpoleNS, "set", "image", "deployment/"+deployment, deployment+"="+nextImage); err != nil {
@@ -559,17 +554,10 @@ func testUpgrade(t *testing.T) {
 	if failed := l.report(t); failed != 0 {
 		t.Errorf("%d requests failed during the upgrade to %s, want 0", failed, nextImage)
 	}
-	after, err := flags.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	have := map[string]bool{}
-	for _, f := range after.Items {
-		have[f.Name] = true
-	}
-	for _, f := range before.Items {
-		if !have[f.Name] {
-			t.Errorf("%s gone after the upgrade", f.Name)
+	have := flagNames(ctx, t)
+	for name := range before {
+		if !have[name] {
+			t.Errorf("%s gone after the upgrade", name)
 		}
 	}
 	ans, err := newOFREPClient(ctx, t).evaluate(ctx, appFlag)
