@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,8 @@ func TestRealNode(t *testing.T) {
 		{"EtcdPodDeleted", testEtcdPodDeleted},
 		{"UpgradeImageTag", testUpgrade},
 		{"DeleteKustomization", testUninstall},
+		{"ThreeMemberEtcdMemberDeleted", testThreeMemberEtcd},
+		{"HelmInstallUpgradeUninstall", testHelm},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.run) {
@@ -74,14 +78,19 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func(con
 }
 
 // removeInstall takes away what an earlier, failed run left: the
-// application namespace first (its flags live in Flagpole), then the
-// install.
+// application namespace first (its flags live in Flagpole), then a Helm
+// release, then the install (the etcd-ha overlay holds the base's objects).
 func removeInstall(ctx context.Context, t *testing.T) {
 	t.Helper()
 	if _, err := kubectl(ctx, "delete", "namespace", appNamespace, "--ignore-not-found", "--timeout=120s"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kubectl(ctx, "delete", "-k", "artifacts/deploy", "--ignore-not-found", "--timeout=180s"); err != nil {
+	cmd := exec.CommandContext(ctx, filepath.Join(env.root, "_output", "tools", "bin", "helm"),
+		"uninstall", "flagpole", "--ignore-not-found", "--wait", "--timeout", "3m", "--kubeconfig", env.kubeconfig)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helm uninstall: %v\n%s", err, out)
+	}
+	if _, err := kubectl(ctx, "delete", "-k", "artifacts/deploy/etcd-ha", "--ignore-not-found", "--timeout=180s"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -114,26 +123,41 @@ func installReady(ctx context.Context) (bool, error) {
 	return apiServiceAvailable(ctx)
 }
 
-func testInstall(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	removeInstall(ctx, t)
+// install runs apply (kubectl apply -k, or helm install) on fresh volumes,
+// then hack/deploy-certs.sh, and waits for every replica and etcd member
+// Ready and the APIService Available, within installBudget.
+func install(ctx context.Context, t *testing.T, what string, apply func() error) {
+	t.Helper()
 	if out, err := script(ctx, "hack/node.sh", []string{"volumes"}); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	start := time.Now()
-	if _, err := kubectl(ctx, "apply", "-k", "artifacts/deploy"); err != nil {
+	if err := apply(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := script(ctx, "hack/deploy-certs.sh", nil, "CERTS_DIR="+t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	if err := poll(ctx, installBudget-time.Since(start), "both replicas and etcd Ready and the APIService Available", installReady); err != nil {
+	if err := poll(ctx, installBudget-time.Since(start), "every replica and etcd member Ready and the APIService Available", installReady); err != nil {
 		out, _ := kubectl(ctx, "-n", flagpoleNS, "get", "pods,pvc,events", "-o", "wide")
 		t.Fatalf("%v\n%s", err, out)
 	}
-	t.Logf("install: kubectl apply -k artifacts/deploy, hack/deploy-certs.sh, all Ready and Available in %s (budget %s)",
-		time.Since(start).Round(100*time.Millisecond), installBudget)
+	t.Logf("install: %s, hack/deploy-certs.sh, all Ready and Available in %s (budget %s)",
+		what, time.Since(start).Round(100*time.Millisecond), installBudget)
+}
+
+func applyKustomization(ctx context.Context, dir string) func() error {
+	return func() error {
+		_, err := kubectl(ctx, "apply", "-k", dir)
+		return err
+	}
+}
+
+func testInstall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	removeInstall(ctx, t)
+	install(ctx, t, "kubectl apply -k artifacts/deploy", applyKustomization(ctx, "artifacts/deploy"))
 
 	// etcd runs on its claim, bound to the node's static volume.
 	pvc, err := env.kube.CoreV1().PersistentVolumeClaims(flagpoleNS).Get(ctx, "data-etcd-0", metav1.GetOptions{})
@@ -481,19 +505,27 @@ func flagNames(ctx context.Context, t *testing.T) map[string]bool {
 func testEtcdPodDeleted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	deleteEtcdMember(ctx, t, "etcd-0")
+}
+
+// deleteEtcdMember deletes the etcd Pod member under load and waits for it
+// back; every flag stored before and every acknowledged create is there
+// afterwards, and the member's claim is the same.
+func deleteEtcdMember(ctx context.Context, t *testing.T, member string) {
+	t.Helper()
 	before := flagNames(ctx, t)
-	old, err := env.kube.CoreV1().Pods(flagpoleNS).Get(ctx, "etcd-0", metav1.GetOptions{})
+	old, err := env.kube.CoreV1().Pods(flagpoleNS).Get(ctx, member, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := startLoad(t, newOFREPClient(ctx, t), readFlag, "etcd")
 	time.Sleep(2 * time.Second)
-	if err := env.kube.CoreV1().Pods(flagpoleNS).Delete(ctx, "etcd-0", metav1.DeleteOptions{}); err != nil {
+	if err := env.kube.CoreV1().Pods(flagpoleNS).Delete(ctx, member, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	deleted := time.Now()
-	if err := poll(ctx, 3*time.Minute, "etcd-0 back and Ready, everything Available", func(ctx context.Context) (bool, error) {
-		p, err := env.kube.CoreV1().Pods(flagpoleNS).Get(ctx, "etcd-0", metav1.GetOptions{})
+	if err := poll(ctx, 3*time.Minute, member+" back and Ready, everything Available", func(ctx context.Context) (bool, error) {
+		p, err := env.kube.CoreV1().Pods(flagpoleNS).Get(ctx, member, metav1.GetOptions{})
 		if err != nil || p.UID == old.UID {
 			return false, nil
 		}
@@ -501,10 +533,10 @@ func testEtcdPodDeleted(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("etcd-0 replaced and everything Ready again %s after its deletion", time.Since(deleted).Round(100*time.Millisecond))
+	t.Logf("%s replaced and everything Ready again %s after its deletion", member, time.Since(deleted).Round(100*time.Millisecond))
 	time.Sleep(3 * time.Second) // writes after the return too
 	failed := l.report(t)
-	t.Logf("%d requests failed while the single etcd member was away (writes need it; allowed)", failed)
+	t.Logf("%d requests failed while %s was away (counted, not failed on: a one-member etcd takes writes and readiness with it)", failed, member)
 
 	// No acknowledged write is lost, and what was there before survives on
 	// the claim's volume.
@@ -517,13 +549,14 @@ func testEtcdPodDeleted(t *testing.T) {
 	}
 	for name := range before {
 		if !have[name] {
-			t.Errorf("%s, stored before etcd-0 was deleted, is gone", name)
+			t.Errorf("%s, stored before %s was deleted, is gone", name, member)
 		}
 	}
 	t.Logf("%d flags from before and %d acknowledged creates during the deletion all present", len(before), len(acked))
-	pvc, err := env.kube.CoreV1().PersistentVolumeClaims(flagpoleNS).Get(ctx, "data-etcd-0", metav1.GetOptions{})
-	if err != nil || pvc.Spec.VolumeName != "flagpole-etcd-0" {
-		t.Errorf("data-etcd-0 after the deletion: %v, volume %q", err, pvc.Spec.VolumeName)
+	claim, volume := "data-"+member, "flagpole-"+member
+	pvc, err := env.kube.CoreV1().PersistentVolumeClaims(flagpoleNS).Get(ctx, claim, metav1.GetOptions{})
+	if err != nil || pvc.Spec.VolumeName != volume {
+		t.Errorf("%s after the deletion: %v, volume %q, want %s", claim, err, pvc.Spec.VolumeName, volume)
 	}
 }
 
@@ -569,16 +602,27 @@ func testUpgrade(t *testing.T) {
 func testUninstall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	uninstall(ctx, t, "kubectl delete -k artifacts/deploy", func() error {
+		_, err := kubectl(ctx, "delete", "-k", "artifacts/deploy", "--timeout=180s")
+		return err
+	})
+}
+
+// uninstall deletes the application namespace (its flags live in Flagpole),
+// then runs remove, and checks that nothing of the install is left and that
+// discovery is whole.
+func uninstall(ctx context.Context, t *testing.T, what string, remove func() error) {
+	t.Helper()
 	if _, err := kubectl(ctx, "delete", "namespace", appNamespace, "--timeout=180s"); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if _, err := kubectl(ctx, "delete", "-k", "artifacts/deploy", "--timeout=180s"); err != nil {
+	if err := remove(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("kubectl delete -k artifacts/deploy took %s", time.Since(start).Round(100*time.Millisecond))
+	t.Logf("%s took %s", what, time.Since(start).Round(100*time.Millisecond))
 	if _, err := env.aggregator.ApiregistrationV1().APIServices().Get(ctx, apiService, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("APIService %s after delete -k: %v, want NotFound", apiService, err)
+		t.Errorf("APIService %s after %s: %v, want NotFound", apiService, what, err)
 	}
 	if err := poll(ctx, 2*time.Minute, "namespace "+flagpoleNS+" gone", func(ctx context.Context) (bool, error) {
 		_, err := env.kube.CoreV1().Namespaces().Get(ctx, flagpoleNS, metav1.GetOptions{})
@@ -589,7 +633,7 @@ func testUninstall(t *testing.T) {
 	// Discovery is whole again: no group fails, flagpole.dev is not served.
 	groups, resources, err := env.kube.Discovery().ServerGroupsAndResources()
 	if err != nil {
-		t.Errorf("discovery after delete -k: %v", err)
+		t.Errorf("discovery after %s: %v", what, err)
 	}
 	for _, g := range groups {
 		if g.Name == "flagpole.dev" {
@@ -600,10 +644,63 @@ func testUninstall(t *testing.T) {
 		t.Error("discovery lists no resources")
 	}
 	if out, err := kubectl(ctx, "api-resources"); err != nil || strings.Contains(out, "flagpole.dev") {
-		t.Errorf("kubectl api-resources after delete -k: %v\n%s", err, out)
+		t.Errorf("kubectl api-resources after %s: %v\n%s", what, err, out)
 	}
 	// Cluster-scoped objects of the install are gone too.
 	if _, err := env.kube.RbacV1().ClusterRoles().Get(ctx, "flagpole-apiserver", metav1.GetOptions{}); err == nil {
-		t.Error("ClusterRole flagpole-apiserver left after delete -k")
+		t.Errorf("ClusterRole flagpole-apiserver left after %s", what)
 	}
+}
+
+// testThreeMemberEtcd installs the etcd-ha overlay and deletes one member
+// under load: no acknowledged write is lost, the member comes back on its
+// claim.
+func testThreeMemberEtcd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	install(ctx, t, "kubectl apply -k artifacts/deploy/etcd-ha", applyKustomization(ctx, "artifacts/deploy/etcd-ha"))
+	setupApplicationNamespace(ctx, t)
+	deleteEtcdMember(ctx, t, "etcd-1")
+	uninstall(ctx, t, "kubectl delete -k artifacts/deploy/etcd-ha", func() error {
+		_, err := kubectl(ctx, "delete", "-k", "artifacts/deploy/etcd-ha", "--timeout=180s")
+		return err
+	})
+}
+
+// testHelm installs with the chart (certificates from hack/deploy-certs.sh,
+// as the script mode says), upgrades the release to three replicas (the
+// caBundle the script set stays, the APIService stays Available), and
+// uninstalls it.
+func testHelm(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	helm := filepath.Join(env.root, "_output", "tools", "bin", "helm")
+	run := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, helm, append(args, "--kubeconfig", env.kubeconfig)...)
+		cmd.Dir = env.root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("helm %v: %v\n%s", args, err, out)
+		}
+		return nil
+	}
+	install(ctx, t, "helm install", func() error { return run("install", "flagpole", "artifacts/chart/flagpole") })
+	setupApplicationNamespace(ctx, t)
+	l := startLoad(t, newOFREPClient(ctx, t), readFlag, "helm")
+	time.Sleep(2 * time.Second)
+	if err := run("upgrade", "flagpole", "artifacts/chart/flagpole", "--set", "replicas=3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, 2*time.Minute, "three replicas Ready", func(ctx context.Context) (bool, error) {
+		d, err := env.kube.AppsV1().Deployments(flagpoleNS).Get(ctx, deployment, metav1.GetOptions{})
+		return err == nil && d.Status.ReadyReplicas == 3, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := apiServiceAvailable(ctx); !ok {
+		t.Error("APIService not Available after helm upgrade")
+	}
+	if failed := l.report(t); failed != 0 {
+		t.Errorf("%d requests failed during helm upgrade, want 0", failed)
+	}
+	uninstall(ctx, t, "helm uninstall", func() error { return run("uninstall", "flagpole", "--wait", "--timeout", "3m") })
 }
