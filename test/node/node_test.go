@@ -536,7 +536,7 @@ func deleteEtcdMember(ctx context.Context, t *testing.T, member string) {
 	t.Logf("%s replaced and everything Ready again %s after its deletion", member, time.Since(deleted).Round(100*time.Millisecond))
 	time.Sleep(3 * time.Second) // writes after the return too
 	failed := l.report(t)
-	t.Logf("%d requests failed while %s was away (counted, not failed on: a one-member etcd takes writes and readiness with it)", failed, member)
+	t.Logf("%d requests failed while %s was away (counted; what the test requires is that no acknowledged write is lost)", failed, member)
 
 	// No acknowledged write is lost, and what was there before survives on
 	// the claim's volume.
