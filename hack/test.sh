@@ -9,7 +9,9 @@
 #   4. the real-node e2e (test/node): hack/node.sh up, the tests, hack/node.sh
 #      down (which fails unless nothing of the node is left) -- when this
 #      machine can run a node (root, cgroup v1, the packages or Debian's
-#      archive); otherwise one line says why it is skipped.
+#      archive); otherwise one line says why it is skipped. It runs beside
+#      steps 2 and 3 (it waits on Pods most of its time; docs/testing.md has
+#      what that saves), its output in _output/node-e2e.log, printed at the end.
 # Extra arguments go to the go test runs (e.g. -run TestKubectl -v).
 # FLAGPOLE_SKIP_E2E=1 runs steps 1 and 2 only; FLAGPOLE_SKIP_NODE=1 skips
 # step 4.
@@ -41,6 +43,37 @@ cat _output/build-helm.log
 export FLAGPOLE_KUBECTL="${ROOT}/_output/tools/bin/kubectl"
 export FLAGPOLE_HELM="${ROOT}/_output/tools/bin/helm"
 
+node_pid=""
+# finish_node waits for the node's run (which ends with hack/node.sh down),
+# prints its log and fails the script if it failed; on any exit.
+finish_node() {
+    local rc=$? node_rc=0
+    if [[ -n "${node_pid}" ]]; then
+        wait "${node_pid}" || node_rc=$?
+        echo "--- real-node e2e (_output/node-e2e.log)"
+        cat _output/node-e2e.log
+        node_pid=""
+        if (( node_rc != 0 )); then
+            echo "real-node e2e failed (exit ${node_rc})" >&2
+            (( rc == 0 )) && rc=${node_rc}
+        fi
+    elif [[ -n "${node_skip}" ]]; then
+        echo "real-node e2e skipped: ${node_skip}"
+    fi
+    exit "${rc}"
+}
+trap finish_node EXIT
+if [[ -z "${node_skip}" ]]; then
+    (
+        node_rc=0
+        hack/node.sh up && go test -tags node -count=1 -timeout 20m -v "$@" ./test/node/ || node_rc=$?
+        # down runs whatever the tests did, and fails if the node left anything.
+        hack/node.sh down || node_rc=1
+        exit "${node_rc}"
+    ) >_output/node-e2e.log 2>&1 &
+    node_pid=$!
+fi
+
 # -race: data races fail the run where they happen (its cost is in
 # docs/testing.md); the integration tests build the binaries they start with
 # -race too.
@@ -60,13 +93,3 @@ if [[ "${FLAGPOLE_SKIP_E2E:-}" == "1" ]]; then
     exit 0
 fi
 go test -tags e2e -count=1 -timeout 30m "$@" ./test/e2e/
-
-if [[ -n "${node_skip}" ]]; then
-    echo "real-node e2e skipped: ${node_skip}"
-    exit 0
-fi
-# down runs whatever the tests did, and fails if the node left anything.
-node_rc=0
-hack/node.sh up && go test -tags node -count=1 -timeout 20m -v "$@" ./test/node/ || node_rc=$?
-hack/node.sh down || node_rc=1
-exit "${node_rc}"
