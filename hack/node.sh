@@ -471,7 +471,7 @@ verify_clean() {
         p="${p%/cmdline}"
         [[ "${p}" == "$$" || "${p}" == "${BASHPID}" ]] && continue
         # A process may end while this looks.
-        cmd="$(tr '\0' ' ' <"${f}" 2>/dev/null)" || continue
+        cmd="$({ tr '\0' ' ' <"${f}"; } 2>/dev/null)" || continue
         [[ "${cmd}" =~ ${pattern} ]] && problems+=("process ${p}: ${cmd:0:120}")
     done
     [[ -e "${NETNS}" ]] && problems+=("network namespace file ${NETNS}")
