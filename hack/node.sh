@@ -301,6 +301,7 @@ node_ready() {
 
 start_kubelet() {
     mkdir -p "${STATE_DIR}/kubelet"
+    [[ -e "${KUBELET_FIXED_DIR}" ]] || touch "${KUBELET_FIXED_MARK}"
     start_daemon kubelet "${TOOLS_BIN}/kubelet" \
         --config "${CONF_DIR}/kubelet.yaml" --kubeconfig "${CONF_DIR}/kubelet.kubeconfig" \
         --root-dir "${STATE_DIR}/kubelet" --hostname-override "${NODE_NAME}" --node-ip "${NODE_IP}"
@@ -448,6 +449,13 @@ teardown() {
     # Below a directory with no mounts only (verify_clean checks mounts).
     if [[ -z "$(node_mounts)" ]]; then
         rm -rf --one-file-system "${RUN_DIR}" "${STATE_DIR}" "${ETCD_DIR}" "${PID_DIR}"
+        # The sandboxes' CNI results (their networks went with the namespace).
+        rm -f "${CNI_RESULTS}/${NODE_NAME}-"* "${CNI_RESULTS}/cni-loopback-"*
+        rmdir "${CNI_RESULTS}" "${CNI_RESULTS%/results}" 2>/dev/null || true
+        if [[ -e "${KUBELET_FIXED_MARK}" ]]; then
+            rm -rf --one-file-system "${KUBELET_FIXED_DIR}"
+            rm -f "${KUBELET_FIXED_MARK}"
+        fi
         # containerd 1.6's shim sockets, if no other containerd uses the
         # directory.
         if [[ -d "${CONTAINERD_SHIM_SOCKETS}" ]] && ! pgrep -x containerd >/dev/null; then
@@ -492,9 +500,10 @@ verify_clean() {
             problems+=("${save%-save} chain ${p} in the machine's network namespace")
         done
     done
-    for p in "${RUN_DIR}" "${STATE_DIR}" "${ETCD_DIR}"; do
-        [[ -e "${p}" ]] && problems+=("directory ${p}")
+    for p in "${RUN_DIR}" "${STATE_DIR}" "${ETCD_DIR}" "${CNI_RESULTS}/${NODE_NAME}-"*; do
+        [[ -e "${p}" ]] && problems+=("${p}")
     done
+    [[ -e "${KUBELET_FIXED_MARK}" ]] && problems+=("${KUBELET_FIXED_DIR}, which the kubelet made")
     if (( ${#problems[@]} > 0 )); then
         echo "node: NOT clean, left behind:" >&2
         printf '  %s\n' "${problems[@]}" >&2

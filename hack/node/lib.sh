@@ -52,6 +52,13 @@ CONTAINERD_SOCK="${RUN_DIR}/containerd.sock"
 CGROUP_NAME=flagpole-node
 # containerd 1.6 puts its shims' sockets here whatever its state directory.
 CONTAINERD_SHIM_SOCKETS=/run/containerd/s
+# Fixed paths the node writes to outside its own directories: libcni's
+# result cache (containerd 1.6 does not move it; files <network>-<id>-<if>),
+# and the kubelet's device-plugin directory (hard-coded in the kubelet).
+CNI_RESULTS=/var/lib/cni/results
+KUBELET_FIXED_DIR=/var/lib/kubelet
+# Marks that up created KUBELET_FIXED_DIR (so down removes it).
+KUBELET_FIXED_MARK="${OUT_DIR}/created-var-lib-kubelet"
 
 PAUSE_IMAGE=localhost/flagpole-node/pause:1
 COREDNS_IMAGE=localhost/flagpole-node/coredns:v1.15.0
@@ -71,6 +78,8 @@ declare -A PACKAGES=(
     [containernetworking-plugins]=/usr/lib/cni/bridge
     [iptables]=/usr/sbin/iptables
     [conntrack]=/usr/sbin/conntrack
+    [curl]=/usr/bin/curl
+    [openssl]=/usr/bin/openssl
 )
 CNI_BIN_DIR=/usr/lib/cni
 
