@@ -214,6 +214,13 @@ func newOFREPClient(ctx context.Context, t *testing.T) *ofrepClient {
 		},
 		TLSClientConfig:     &tls.Config{RootCAs: pool, ServerName: servingHost, MinVersion: tls.VersionTLS12},
 		MaxIdleConnsPerHost: 4,
+		// HTTP/2, as Go's default transport (and so a Go OFREP provider)
+		// negotiates it: a replica that shuts down sends GOAWAY, and the
+		// client moves to another before the replica stops. Over HTTP/1.1 a
+		// kept-alive connection to a replica outlives its endpoint, and a
+		// request sent on it as the shutdown delay ends is answered 503
+		// "apiserver is shutting down" (seen once in 412 under load).
+		ForceAttemptHTTP2: true,
 	}
 	t.Cleanup(transport.CloseIdleConnections)
 	return &ofrepClient{client: &http.Client{Transport: transport, Timeout: requestTimeout}, token: tok.Status.Token}

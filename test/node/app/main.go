@@ -101,8 +101,10 @@ func newClient(caFile string) (*http.Client, error) {
 		return nil, fmt.Errorf("%s: no certificate", caFile)
 	}
 	return &http.Client{
-		Timeout:   5 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+		Timeout: 5 * time.Second,
+		// HTTP/2 as Go's default transport negotiates it (GOAWAY when a
+		// replica shuts down).
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true},
 	}, nil
 }
 
