@@ -222,6 +222,11 @@ make_cgroups() {
     cat "${cs}/cpuset.mems" >"${cs}/${CGROUP_NAME}/cpuset.mems"
 }
 
+write_pki_and_configs() {
+    write_pki
+    write_configs
+}
+
 # ---- daemons -----------------------------------------------------------------
 
 start_etcd() {
@@ -268,6 +273,11 @@ start_containerd() {
     start_daemon containerd /usr/bin/containerd --config "${CONF_DIR}/containerd.toml"
     wait_for 30 "containerd's socket ${CONTAINERD_SOCK} (see ${LOG_DIR}/containerd.log)" \
         ctr --address "${CONTAINERD_SOCK}" version
+}
+
+start_containerd_and_import() {
+    start_containerd
+    import_images
 }
 
 import_images() {
@@ -530,12 +540,10 @@ cmd_up() {
     mkdir -p "${CONF_DIR}" "${LOG_DIR}" "${PID_DIR}"
     rm -f "${LOG_DIR}"/*.log.prev
     step "namespaces and cgroups" make_namespaces_and_cgroups
-    step "certificates and configs" write_pki
-    write_configs
+    step "certificates and configs" write_pki_and_configs
     step "etcd" start_etcd
     step "kube-apiserver" start_kube_apiserver
-    step "containerd and image import" start_containerd
-    import_images
+    step "containerd and image import" start_containerd_and_import
     step "controller-manager, scheduler" start_controllers
     step "kubelet (node Ready)" start_kubelet
     step "kube-proxy" start_kube_proxy
