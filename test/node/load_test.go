@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,7 @@ func (tr *traffic) String() string {
 // load runs reads and writes through kube-apiserver and OFREP evaluations
 // through Flagpole's Service, concurrently, until stopped.
 type load struct {
+	ofrep  *ofrepClient
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kinds  []*traffic
@@ -78,7 +80,7 @@ type load struct {
 func startLoad(t *testing.T, ofrep *ofrepClient, readFlag, prefix string) *load {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{cancel: cancel}
+	l := &load{cancel: cancel, ofrep: ofrep}
 	flags := env.flagpole.FlagpoleV1beta1().Flags(appNamespace)
 	var n atomic.Int64
 	ops := map[string]func(context.Context) error{
@@ -146,6 +148,9 @@ func (l *load) stop() {
 func (l *load) report(t *testing.T) (failed int64) {
 	t.Helper()
 	l.stop()
+	if n := l.ofrep.retried.Load(); n > 0 {
+		t.Logf("ofrep evaluations: %d answers were 503 or 429 with Retry-After, retried as asked (not counted as failed unless the retries failed too)", n)
+	}
 	for _, tr := range l.kinds {
 		t.Log(tr)
 		failed += tr.failed.Load()
@@ -182,8 +187,9 @@ func booleanFlag(name string) *v1beta1.Flag {
 // certificate for api.flagpole-system.svc against Flagpole's CA, with a
 // ServiceAccount token.
 type ofrepClient struct {
-	client *http.Client
-	token  string
+	client  *http.Client
+	token   string
+	retried atomic.Int64 // answers with Retry-After that were retried
 }
 
 func newOFREPClient(ctx context.Context, t *testing.T) *ofrepClient {
@@ -215,11 +221,7 @@ func newOFREPClient(ctx context.Context, t *testing.T) *ofrepClient {
 		TLSClientConfig:     &tls.Config{RootCAs: pool, ServerName: servingHost, MinVersion: tls.VersionTLS12},
 		MaxIdleConnsPerHost: 4,
 		// HTTP/2, as Go's default transport (and so a Go OFREP provider)
-		// negotiates it: a replica that shuts down sends GOAWAY, and the
-		// client moves to another before the replica stops. Over HTTP/1.1 a
-		// kept-alive connection to a replica outlives its endpoint, and a
-		// request sent on it as the shutdown delay ends is answered 503
-		// "apiserver is shutting down" (seen once in 412 under load).
+		// negotiates it.
 		ForceAttemptHTTP2: true,
 	}
 	t.Cleanup(transport.CloseIdleConnections)
@@ -233,29 +235,60 @@ type ofrepAnswer struct {
 	Reason  string          `json:"reason"`
 }
 
+// maxRetryAfter is how often evaluate does what a 503 or 429 with
+// Retry-After asks (client-go, which the reads and writes use, does the same
+// up to 10 times).
+const maxRetryAfter = 3
+
+// evaluate evaluates key once, retrying when the server answers 503 or 429
+// with Retry-After: a replica answers 503 "apiserver is shutting down" with
+// Retry-After: 1 to a request that arrives on a kept connection after its
+// shutdown delay (upstream's WithWaitGroup), so that the client retries on
+// another replica. Such retries are counted in retried.
 func (c *ofrepClient) evaluate(ctx context.Context, key string) (ofrepAnswer, error) {
+	for attempt := 0; ; attempt++ {
+		a, retryAfter, err := c.evaluateOnce(ctx, key)
+		if retryAfter == 0 || attempt == maxRetryAfter {
+			return a, err
+		}
+		c.retried.Add(1)
+		select {
+		case <-ctx.Done():
+			return a, err
+		case <-time.After(retryAfter):
+		}
+	}
+}
+
+func (c *ofrepClient) evaluateOnce(ctx context.Context, key string) (ofrepAnswer, time.Duration, error) {
 	url := "https://" + servingHost + "/namespaces/" + appNamespace + "/ofrep/v1/evaluate/flags/" + key
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(`{"context":{"targetingKey":"node-e2e"}}`)))
 	if err != nil {
-		return ofrepAnswer{}, err
+		return ofrepAnswer{}, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return ofrepAnswer{}, err
+		return ofrepAnswer{}, 0, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return ofrepAnswer{}, err
+		return ofrepAnswer{}, 0, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return ofrepAnswer{}, fmt.Errorf("OFREP %s: %d %.200s", key, resp.StatusCode, body)
+		var retryAfter time.Duration
+		if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
+			if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 && secs <= 10 {
+				retryAfter = time.Duration(secs) * time.Second
+			}
+		}
+		return ofrepAnswer{}, retryAfter, fmt.Errorf("OFREP %s: %d %.200s", key, resp.StatusCode, body)
 	}
 	var a ofrepAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
-		return ofrepAnswer{}, fmt.Errorf("OFREP %s: %v in %.200s", key, err, body)
+		return ofrepAnswer{}, 0, fmt.Errorf("OFREP %s: %v in %.200s", key, err, body)
 	}
-	return a, nil
+	return a, 0, nil
 }
