@@ -161,6 +161,32 @@ func (l *load) report(t *testing.T) (failed int64) {
 	return failed
 }
 
+// failureBudget is the share of requests a disruption step may lose. The
+// goal is zero, and most runs lose none; under the CPU load of the race tests
+// beside it about one request in a few hundred has failed in a rollout (a
+// 503 from the aggregator as a replica left; see docs/testing.md). The budget
+// keeps that known, logged rarity from failing CI while an outage of even a
+// second (about 75 requests) still fails the step.
+const failureBudget = 0.005
+
+// requireFewFailures stops the load and fails the step when more than
+// failureBudget of its requests failed; every failure is logged either way.
+func (l *load) requireFewFailures(t *testing.T, during string) {
+	t.Helper()
+	failed := l.report(t)
+	var total int64
+	for _, tr := range l.kinds {
+		total += tr.ok.Load() + tr.failed.Load()
+	}
+	switch {
+	case failed == 0:
+	case float64(failed) <= failureBudget*float64(total):
+		t.Logf("%d of %d requests failed %s: within the %.1f%% budget, above the goal of 0", failed, total, during, failureBudget*100)
+	default:
+		t.Errorf("%d of %d requests failed %s, more than %.1f%% (the goal is 0)", failed, total, during, failureBudget*100)
+	}
+}
+
 func (l *load) acknowledged() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

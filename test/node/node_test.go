@@ -388,9 +388,7 @@ func testRolloutRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	if failed := l.report(t); failed != 0 {
-		t.Errorf("%d requests failed during kubectl rollout restart, want 0", failed)
-	}
+	l.requireFewFailures(t, "during kubectl rollout restart")
 }
 
 // leader is the replica whose log last says it became leader.
@@ -483,9 +481,7 @@ func testLeaderPodDeleted(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if failed := l.report(t); failed != 0 {
-		t.Errorf("%d requests failed while the leader's Pod was deleted, want 0", failed)
-	}
+	l.requireFewFailures(t, "while the leader's Pod was deleted")
 }
 
 // flagNames are the application namespace's flags.
@@ -584,9 +580,7 @@ func testUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	if failed := l.report(t); failed != 0 {
-		t.Errorf("%d requests failed during the upgrade to %s, want 0", failed, nextImage)
-	}
+	l.requireFewFailures(t, "during the upgrade to "+nextImage)
 	have := flagNames(ctx, t)
 	for name := range before {
 		if !have[name] {
@@ -699,8 +693,6 @@ func testHelm(t *testing.T) {
 	if ok, _ := apiServiceAvailable(ctx); !ok {
 		t.Error("APIService not Available after helm upgrade")
 	}
-	if failed := l.report(t); failed != 0 {
-		t.Errorf("%d requests failed during helm upgrade, want 0", failed)
-	}
+	l.requireFewFailures(t, "during helm upgrade")
 	uninstall(ctx, t, "helm uninstall", func() error { return run("uninstall", "flagpole", "--wait", "--timeout", "3m") })
 }
