@@ -1,12 +1,14 @@
-// Command image writes Flagpole's OCI image from a static binary, without a
-// container daemon: an empty base, one layer holding the binary at
-// /flagpole-apiserver (owned by 65532:65532, no shell, nothing else), config
-// User 65532:65532 and Entrypoint /flagpole-apiserver. The output is an OCI
-// image layout directory and the same layout as a tar archive. Every time
-// stamp is fixed (-epoch, SOURCE_DATE_EPOCH by default, else 0), every file is
-// written in a fixed order, so the same binary gives the same digests.
+// Command image writes an OCI image from a static binary, without a container
+// daemon: an empty base, one layer holding the binary (by default at
+// /flagpole-apiserver; -path puts it elsewhere), owned by 65532:65532, no
+// shell, nothing else; config User 65532:65532 and Entrypoint the binary. The
+// output is an OCI image layout directory and the same layout as a tar
+// archive. Every time stamp is fixed (-epoch, SOURCE_DATE_EPOCH by default,
+// else 0), every file is written in a fixed order, so the same binary gives
+// the same digests.
 //
-// hack/build-image.sh builds the binary and runs this.
+// hack/build-image.sh builds Flagpole's image with it; hack/node.sh the real
+// node's pause, etcd, CoreDNS and test application images.
 package main
 
 import (
@@ -33,15 +35,29 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-const (
-	nonRoot    = 65532 // the "nonroot" user of distroless images
-	binaryPath = "flagpole-apiserver"
-)
+const nonRoot = 65532 // the "nonroot" user of distroless images
+
+// defaultPath is where Flagpole's image holds its binary.
+const defaultPath = "flagpole-apiserver"
+
+// spec says where the binary goes in the image and what the image is called.
+type spec struct {
+	// path of the binary inside the image, without the leading slash.
+	path    string
+	name    string // reference recorded in the layout's index
+	version string // org.opencontainers.image.version, if set
+	goos    string
+	goarch  string
+}
+
+// archiveName is the tar archive's file name: the binary's, plus .oci.tar.
+func (s spec) archiveName() string { return filepath.Base(s.path) + ".oci.tar" }
 
 func main() {
 	var (
-		binary  = flag.String("binary", "", "static flagpole-apiserver binary to put in the image (required)")
-		outDir  = flag.String("out", "_output/image", "output directory: <out>/oci (layout) and <out>/flagpole-apiserver.oci.tar")
+		binary  = flag.String("binary", "", "static binary to put in the image (required)")
+		path    = flag.String("path", defaultPath, "path of the binary inside the image (its entrypoint); below /, the image's PATH is its directory")
+		outDir  = flag.String("out", "_output/image", "output directory: <out>/oci (layout) and <out>/<base name of -path>.oci.tar")
 		goos    = flag.String("os", "linux", "image OS")
 		goarch  = flag.String("arch", "amd64", "image architecture")
 		name    = flag.String("name", "flagpole-apiserver:dev", "image reference recorded in the layout's index (io.containerd.image.name; its tag as org.opencontainers.image.ref.name)")
@@ -53,7 +69,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "image: -binary is required")
 		os.Exit(2)
 	}
-	digest, tarDigest, err := build(*binary, *outDir, *goos, *goarch, *name, *version, time.Unix(*epoch, 0).UTC())
+	s := spec{path: strings.TrimPrefix(*path, "/"), name: *name, version: *version, goos: *goos, goarch: *goarch}
+	digest, tarDigest, err := build(*binary, *outDir, s, time.Unix(*epoch, 0).UTC())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		os.Exit(1)
@@ -61,7 +78,7 @@ func main() {
 	fmt.Printf("image %s\n", *name)
 	fmt.Printf("digest %s\n", digest)
 	fmt.Printf("layout %s\n", filepath.Join(*outDir, "oci"))
-	fmt.Printf("archive %s sha256:%s\n", filepath.Join(*outDir, "flagpole-apiserver.oci.tar"), tarDigest)
+	fmt.Printf("archive %s sha256:%s\n", filepath.Join(*outDir, s.archiveName()), tarDigest)
 }
 
 func defaultEpoch() int64 {
@@ -73,12 +90,15 @@ func defaultEpoch() int64 {
 	return 0
 }
 
-func build(binary, outDir, goos, goarch, name, version string, created time.Time) (v1.Hash, string, error) {
+func build(binary, outDir string, s spec, created time.Time) (v1.Hash, string, error) {
+	if s.path == "" || strings.HasSuffix(s.path, "/") {
+		return v1.Hash{}, "", fmt.Errorf("-path %q: want a file path inside the image", s.path)
+	}
 	bin, err := os.ReadFile(binary)
 	if err != nil {
 		return v1.Hash{}, "", err
 	}
-	layerTar, err := layerTar(bin, created)
+	layerTar, err := layerTar(s.path, bin, created)
 	if err != nil {
 		return v1.Hash{}, "", err
 	}
@@ -95,7 +115,7 @@ func build(binary, outDir, goos, goarch, name, version string, created time.Time
 		MediaType: types.OCILayer,
 		History: v1.History{
 			Created:   v1.Time{Time: created},
-			CreatedBy: "hack/build-image.sh: COPY flagpole-apiserver /flagpole-apiserver",
+			CreatedBy: fmt.Sprintf("hack/image: COPY %s /%s", filepath.Base(s.path), s.path),
 		},
 	})
 	if err != nil {
@@ -106,18 +126,23 @@ func build(binary, outDir, goos, goarch, name, version string, created time.Time
 		return v1.Hash{}, "", err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = goos, goarch
+	cf.OS, cf.Architecture = s.goos, s.goarch
 	cf.Created = v1.Time{Time: created}
 	cf.Config.User = fmt.Sprintf("%d:%d", nonRoot, nonRoot)
-	cf.Config.Entrypoint = []string{"/" + binaryPath}
+	cf.Config.Entrypoint = []string{"/" + s.path}
 	cf.Config.Cmd = nil
 	cf.Config.WorkingDir = "/"
+	// A binary outside / is meant to be found on PATH (the etcd image's
+	// command is plain "etcd").
+	if dir := filepath.Dir(s.path); dir != "." {
+		cf.Config.Env = []string{"PATH=/" + dir}
+	}
 	labels := map[string]string{
-		"org.opencontainers.image.title":  "flagpole-apiserver",
+		"org.opencontainers.image.title":  filepath.Base(s.path),
 		"org.opencontainers.image.source": "https://github.com/flagpole-dev/flagpole",
 	}
-	if version != "" {
-		labels["org.opencontainers.image.version"] = version
+	if s.version != "" {
+		labels["org.opencontainers.image.version"] = s.version
 	}
 	cf.Config.Labels = labels
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
@@ -139,17 +164,17 @@ func build(binary, outDir, goos, goarch, name, version string, created time.Time
 	// containerd (kind load image-archive, ctr import) names the image by
 	// io.containerd.image.name, which must be fully qualified to match what
 	// the kubelet asks for.
-	annotations := map[string]string{"io.containerd.image.name": qualified(name)}
-	if tag := tagOf(name); tag != "" {
+	annotations := map[string]string{"io.containerd.image.name": qualified(s.name)}
+	if tag := tagOf(s.name); tag != "" {
 		annotations["org.opencontainers.image.ref.name"] = tag
 	}
 	if err := p.AppendImage(img,
 		layout.WithAnnotations(annotations),
-		layout.WithPlatform(v1.Platform{OS: goos, Architecture: goarch}),
+		layout.WithPlatform(v1.Platform{OS: s.goos, Architecture: s.goarch}),
 	); err != nil {
 		return v1.Hash{}, "", err
 	}
-	tarPath := filepath.Join(outDir, "flagpole-apiserver.oci.tar")
+	tarPath := filepath.Join(outDir, s.archiveName())
 	sum, err := tarDir(layoutDir, tarPath, created)
 	if err != nil {
 		return v1.Hash{}, "", err
@@ -183,13 +208,27 @@ func tagOf(ref string) string {
 	return ""
 }
 
-// layerTar is the one layer: the binary, 0755, owned by the non-root user.
-func layerTar(bin []byte, mtime time.Time) ([]byte, error) {
+// layerTar is the one layer: the binary at path, 0755, owned by the non-root
+// user (its parent directories, if any, root's and 0755, as unpacking would
+// create them).
+func layerTar(path string, bin []byte, mtime time.Time) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
+	parts := strings.Split(path, "/")
+	for i := 1; i < len(parts); i++ {
+		if err := tw.WriteHeader(&tar.Header{
+			Typeflag: tar.TypeDir,
+			Name:     strings.Join(parts[:i], "/") + "/",
+			Mode:     0o755,
+			ModTime:  mtime,
+			Format:   tar.FormatPAX,
+		}); err != nil {
+			return nil, err
+		}
+	}
 	if err := tw.WriteHeader(&tar.Header{
 		Typeflag: tar.TypeReg,
-		Name:     binaryPath,
+		Name:     path,
 		Mode:     0o755,
 		Uid:      nonRoot,
 		Gid:      nonRoot,

@@ -7,7 +7,9 @@
 //	go test ./test/deploy/ -update
 //
 // test/e2e/deploy_test.go applies the same output to a real kube-apiserver
-// with --dry-run=server.
+// with --dry-run=server. chart_test.go checks that the Helm chart
+// (artifacts/chart/flagpole) renders the same objects, and runs helm lint; it
+// needs the helm that hack/build-tools.sh helm builds (test/tools).
 package deploy
 
 import (
@@ -30,6 +32,8 @@ var Kustomizations = map[string]string{
 	"":             "base.yaml",
 	"cert-manager": "cert-manager.yaml",
 	"etcd-ha":      "etcd-ha.yaml",
+	// Both components at once.
+	"cert-manager-etcd-ha": "cert-manager-etcd-ha.yaml",
 }
 
 const kubectlVersion = "v1.37.2"
