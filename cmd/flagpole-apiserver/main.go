@@ -9,9 +9,12 @@ import (
 	"k8s.io/component-base/cli"
 
 	"github.com/flagpole-dev/flagpole/pkg/cmd"
+	"github.com/flagpole-dev/flagpole/pkg/errorlog"
 )
 
 func main() {
+	// Requests abandoned by their clients are logged at a bounded rate.
+	errorlog.Install()
 	command := cmd.NewCommand(genericapiserver.SetupSignalContext())
 	os.Exit(cli.Run(command))
 }

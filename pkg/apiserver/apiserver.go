@@ -130,7 +130,8 @@ func (cfg *Config) Complete() CompletedConfig {
 		buildChain := gc.BuildHandlerChainFunc
 		guard := cfg.ExtraConfig.Connections
 		gc.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
-			chain := buildChain(withPatchDepthLimit(h, c.MaxRequestBodyBytes), c)
+			inner := withHealthDetail(withPatchDepthLimit(h, c.MaxRequestBodyBytes), c.Authorization.Authorizer)
+			chain := ofrep.WithErrorBodies(buildChain(inner, c))
 			if guard != nil {
 				chain = guard.Handler(chain)
 			}

@@ -57,7 +57,7 @@ type Limits struct {
 var DefaultLimits = Limits{
 	MaxConnectionsPerAddress: 512,
 	FirstRequestTimeout:      32 * time.Second,
-	ResetBurst:               100,
+	ResetBurst:               20,
 	ResetsPerSecond:          10,
 	BodyReadTimeout:          30 * time.Second,
 	PreReadBodyBytes:         64 * 1024,
@@ -93,7 +93,7 @@ const (
 	penaltyQuiet = time.Minute
 	// sentAwayGrace is how long a connection sent GOAWAY may finish its
 	// streams before it is closed.
-	sentAwayGrace = 100 * time.Millisecond
+	sentAwayGrace = 20 * time.Millisecond
 )
 
 // New returns a Guard with limits.
@@ -232,6 +232,7 @@ func (g *Guard) sendAwayLocked(c *trackedConn, now time.Time) {
 func (g *Guard) firstRequestTimedOut(c *trackedConn) {
 	g.mu.Lock()
 	expired := !c.started && !c.closed
+	c.timer = nil // it has fired: nothing to stop
 	g.mu.Unlock()
 	if expired {
 		g.metrics.idleConnections.Inc()

@@ -2,6 +2,7 @@ package ofrep
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,8 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 
+	"golang.org/x/sync/singleflight"
 	"k8s.io/klog/v2"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
@@ -37,6 +41,9 @@ type Handler struct {
 	changes   *Changes
 	// NotFound answers paths under PathPrefix that are not OFREP's.
 	NotFound http.Handler
+	// bulk lets identical bulk evaluations in flight at once (every
+	// listener re-fetching after the same change event) share one.
+	bulk singleflight.Group
 }
 
 // NewHandler returns the OFREP handler. changes feeds the event stream and
@@ -128,41 +135,41 @@ func allow(w http.ResponseWriter, req *http.Request, method string) bool {
 }
 
 // readContext reads and parses the request's evaluation context. A failure
-// has been answered when ok is false.
-func readContext(w http.ResponseWriter, req *http.Request, key string) (c *evaluation.Context, ok bool) {
+// has been answered when ok is false. raw is the context as sent.
+func readContext(w http.ResponseWriter, req *http.Request, key string) (c *evaluation.Context, raw []byte, ok bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxRequestBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			writeJSON(w, http.StatusRequestEntityTooLarge, failure{Key: key, ErrorCode: evaluation.ErrorInvalidContext,
 				ErrorDetails: fmt.Sprintf("the request body is larger than %d bytes", MaxRequestBytes)})
-			return nil, false
+			return nil, nil, false
 		}
 		writeJSON(w, http.StatusBadRequest, failure{Key: key, ErrorCode: evaluation.ErrorParse, ErrorDetails: err.Error()})
-		return nil, false
+		return nil, nil, false
 	}
 	var er evaluationRequest
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &er); err != nil {
 			writeJSON(w, http.StatusBadRequest, failure{Key: key, ErrorCode: evaluation.ErrorParse,
 				ErrorDetails: "the request body must be a JSON object {\"context\": {...}}: " + err.Error()})
-			return nil, false
+			return nil, nil, false
 		}
 	}
 	// An absent context is an empty one; anything sent must be an object.
 	if er.Context == nil {
-		return &evaluation.Context{Attributes: map[string]any{}}, true
+		return &evaluation.Context{Attributes: map[string]any{}}, nil, true
 	}
 	c, err = evaluation.ParseContext(er.Context)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, failure{Key: key, ErrorCode: evaluation.ErrorInvalidContext, ErrorDetails: err.Error()})
-		return nil, false
+		return nil, nil, false
 	}
-	return c, true
+	return c, er.Context, true
 }
 
 func (h *Handler) serveFlag(w http.ResponseWriter, req *http.Request, rt route) {
-	c, ok := readContext(w, req, rt.key)
+	c, _, ok := readContext(w, req, rt.key)
 	if !ok {
 		return
 	}
@@ -178,12 +185,61 @@ func (h *Handler) serveFlag(w http.ResponseWriter, req *http.Request, rt route) 
 	}
 }
 
+// bulkAnswer is an encoded bulk evaluation, as sent and gzipped.
+type bulkAnswer struct {
+	body, gzipped []byte
+	etag          string
+}
+
+// gzipMinBytes is the smallest answer worth compressing.
+const gzipMinBytes = 1024
+
 func (h *Handler) serveFlags(w http.ResponseWriter, req *http.Request, rt route) {
-	c, ok := readContext(w, req, "")
+	c, raw, ok := readContext(w, req, "")
 	if !ok {
 		return
 	}
-	results := h.evaluator.EvaluateAll(req.Context(), rt.namespace, c)
+	// Requests in flight at once for the same namespace and context bytes
+	// get the same answer: evaluated once, encoded once, compressed once.
+	// Only concurrent requests share (nothing is cached): each request was
+	// authorized by itself, and the answer is the state of that moment for
+	// all of them. The evaluation does not stop with the first requester's
+	// connection, which would fail the others; CEL is bounded by
+	// evaluation.RequestTimeLimit regardless.
+	key := rt.namespace + "\x00" + string(raw)
+	v, err, shared := h.bulk.Do(key, func() (any, error) {
+		return h.evaluateAll(context.WithoutCancel(req.Context()), rt, c)
+	})
+	if shared {
+		ofrepMetrics.sharedBulk.Inc()
+	}
+	if err != nil {
+		klog.ErrorS(err, "Encoding an OFREP bulk evaluation", "namespace", rt.namespace)
+		writeJSON(w, http.StatusInternalServerError, failure{ErrorCode: evaluation.ErrorGeneral, ErrorDetails: "encoding the response failed"})
+		return
+	}
+	a := v.(*bulkAnswer)
+	body, etag := a.body, a.etag
+	w.Header().Add("Vary", "Accept-Encoding")
+	if a.gzipped != nil && acceptsGzip(req.Header.Get("Accept-Encoding")) {
+		// Another representation, another entity tag (RFC 9110 8.8.3).
+		body, etag = a.gzipped, gzipETag(a.etag)
+		w.Header().Set("Content-Encoding", "gzip")
+	}
+	w.Header().Set("ETag", etag)
+	if ifNoneMatch(req.Header.Get("If-None-Match"), a.etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// evaluateAll evaluates and encodes a bulk answer.
+func (h *Handler) evaluateAll(ctx context.Context, rt route, c *evaluation.Context) (*bulkAnswer, error) {
+	results := h.evaluator.EvaluateAll(ctx, rt.namespace, c)
 	resp := bulkResponse{Flags: make([]any, 0, len(results))}
 	for _, res := range results {
 		if res.ErrorCode != "" {
@@ -197,24 +253,48 @@ func (h *Handler) serveFlags(w http.ResponseWriter, req *http.Request, rt route)
 	}
 	body, err := json.Marshal(resp)
 	if err != nil {
-		klog.ErrorS(err, "Encoding an OFREP bulk evaluation", "namespace", rt.namespace)
-		writeJSON(w, http.StatusInternalServerError, failure{ErrorCode: evaluation.ErrorGeneral, ErrorDetails: "encoding the response failed"})
-		return
+		return nil, err
 	}
 	// The ETag is a digest of the answer itself: every flag's value, variant,
 	// reason and revision for this context. It changes exactly when the
 	// answer would, whatever caused it (a flag, segment or override change, an
 	// override expiring, a rule reading `now`), and never matches an answer
 	// that differs (unlike a digest of configuration alone).
-	etag := bodyETag(body)
-	w.Header().Set("ETag", etag)
-	if ifNoneMatch(req.Header.Get("If-None-Match"), etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
+	a := &bulkAnswer{body: body, etag: bodyETag(body)}
+	if len(body) >= gzipMinBytes {
+		var buf bytes.Buffer
+		zw := gzipWriters.Get().(*gzip.Writer)
+		zw.Reset(&buf)
+		if _, err := zw.Write(body); err == nil && zw.Close() == nil {
+			a.gzipped = buf.Bytes()
+		}
+		gzipWriters.Put(zw)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	return a, nil
+}
+
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return zw
+}}
+
+// acceptsGzip reports whether an Accept-Encoding header accepts gzip.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q := strings.ReplaceAll(params, " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
+}
+
+// gzipETag is the entity tag of the gzipped representation of the answer
+// tagged etag.
+func gzipETag(etag string) string {
+	return strings.TrimSuffix(etag, `"`) + `-gzip"`
 }
 
 func bodyETag(body []byte) string {
@@ -222,12 +302,13 @@ func bodyETag(body []byte) string {
 	return `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
 }
 
-// ifNoneMatch reports whether the If-None-Match header names etag (weak
-// comparison, RFC 9110 13.1.2) or is "*".
+// ifNoneMatch reports whether the If-None-Match header names etag or its
+// gzipped representation's (weak comparison, RFC 9110 13.1.2), or is "*".
 func ifNoneMatch(header, etag string) bool {
+	gz := gzipETag(etag)
 	for _, candidate := range strings.Split(header, ",") {
 		candidate = strings.TrimPrefix(strings.TrimSpace(candidate), "W/")
-		if candidate == "*" || candidate == etag {
+		if candidate == "*" || candidate == etag || candidate == gz {
 			return true
 		}
 	}

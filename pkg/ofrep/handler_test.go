@@ -2,12 +2,18 @@ package ofrep
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -361,4 +367,119 @@ func TestEventStreamLimits(t *testing.T) {
 	waitSubscribers(t, changes, "apps", 2)
 	defer mustOpen("bob")()
 	mustRefuse("carol", "its limit")
+}
+
+// A bulk answer is gzipped for a client that accepts it, under an entity
+// tag of its own; either tag in If-None-Match is a 304.
+func TestBulkEvaluationGzip(t *testing.T) {
+	fake := newFake()
+	// Enough flags for an answer worth compressing.
+	for i := range 40 {
+		key := fmt.Sprintf("flag-%02d", i)
+		fake.results["apps/"+key] = v1beta1.FlagEvaluation{Key: key, Reason: evaluation.ReasonStatic, Variant: "on", Value: &v1beta1.JSON{Raw: []byte("true")}}
+	}
+	h := NewHandler(fake, nil, http.NotFoundHandler())
+	path := "/namespaces/apps/ofrep/v1/evaluate/flags"
+	plain := serve(t, h, "POST", path, `{}`)
+	gz := serve(t, h, "POST", path, `{}`, "Accept-Encoding", "br, gzip")
+	if plain.Code != 200 || gz.Code != 200 {
+		t.Fatalf("%d %d", plain.Code, gz.Code)
+	}
+	if gz.Header().Get("Content-Encoding") != "gzip" || plain.Header().Get("Content-Encoding") != "" {
+		t.Fatalf("Content-Encoding %q (accepting gzip) and %q (not)", gz.Header().Get("Content-Encoding"), plain.Header().Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(gz.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unzipped, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(unzipped, plain.Body.Bytes()) {
+		t.Fatalf("gzipped answer does not unzip to the plain one (%v)", err)
+	}
+	if gz.Body.Len() >= plain.Body.Len() {
+		t.Errorf("gzipped %d bytes, plain %d", gz.Body.Len(), plain.Body.Len())
+	}
+	if gz.Header().Get("ETag") == plain.Header().Get("ETag") || !strings.Contains(gz.Header().Get("Vary"), "Accept-Encoding") {
+		t.Errorf("ETag %q / %q, Vary %q: the two representations need their own tags", gz.Header().Get("ETag"), plain.Header().Get("ETag"), gz.Header().Get("Vary"))
+	}
+	for _, etag := range []string{gz.Header().Get("ETag"), plain.Header().Get("ETag")} {
+		if rec := serve(t, h, "POST", path, `{}`, "Accept-Encoding", "gzip", "If-None-Match", etag); rec.Code != http.StatusNotModified {
+			t.Errorf("If-None-Match %s: %d, want 304", etag, rec.Code)
+		}
+	}
+	if rec := serve(t, h, "POST", path, `{}`, "Accept-Encoding", "gzip;q=0"); rec.Header().Get("Content-Encoding") != "" {
+		t.Error("gzip;q=0 got a gzipped answer")
+	}
+}
+
+// blockingEvaluator counts bulk evaluations and holds each until released.
+type blockingEvaluator struct {
+	*fakeEvaluator
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func (b *blockingEvaluator) EvaluateAll(ctx context.Context, namespace string, c *evaluation.Context) []v1beta1.FlagEvaluation {
+	b.calls.Add(1)
+	<-b.release
+	return b.fakeEvaluator.EvaluateAll(ctx, namespace, c)
+}
+
+// Identical bulk evaluations in flight at once (every listener re-fetching
+// after one change) are evaluated once.
+func TestBulkEvaluationsShared(t *testing.T) {
+	b := &blockingEvaluator{fakeEvaluator: newFake(), release: make(chan struct{})}
+	h := NewHandler(b, nil, http.NotFoundHandler())
+	const n = 50
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i := range n {
+		wg.Go(func() { codes[i] = serve(t, h, "POST", "/namespaces/apps/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"u"}}`).Code })
+	}
+	// Let the requests reach the evaluation before it answers.
+	if err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+		return b.calls.Load() >= 1, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the other 49 join the one in flight
+	close(b.release)
+	wg.Wait()
+	for i, code := range codes {
+		if code != http.StatusOK {
+			t.Fatalf("request %d: %d", i, code)
+		}
+	}
+	if calls := b.calls.Load(); calls > n/5 {
+		t.Errorf("%d evaluations for %d identical concurrent requests, want them shared", calls, n)
+	}
+	// Another context is evaluated on its own.
+	if rec := serve(t, h, "POST", "/namespaces/apps/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"v"}}`); rec.Code != 200 || b.calls.Load() < 2 {
+		t.Errorf("another context: %d after %d evaluations", rec.Code, b.calls.Load())
+	}
+}
+
+// A plain-text error a filter answers on an OFREP path (flow control's 429)
+// reaches the client as an OFREP error body, status and Retry-After kept;
+// JSON errors and other paths pass untouched.
+func TestErrorBodies(t *testing.T) {
+	tooMany := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "4")
+		http.Error(w, "Too many requests, please try again later.", http.StatusTooManyRequests)
+	})
+	rec := serve(t, WithErrorBodies(tooMany), "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/f", `{}`)
+	var f failure
+	if err := json.Unmarshal(rec.Body.Bytes(), &f); err != nil || rec.Code != 429 || rec.Header().Get("Retry-After") != "4" ||
+		f.ErrorCode != evaluation.ErrorGeneral || !strings.Contains(f.ErrorDetails, "Too many requests") || rec.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("OFREP 429: %d %q %q (%v)", rec.Code, rec.Header(), rec.Body, err)
+	}
+	if rec := serve(t, WithErrorBodies(tooMany), "GET", "/apis/flagpole.dev/v1beta1/flags", ``); !strings.HasPrefix(rec.Body.String(), "Too many") {
+		t.Errorf("a kube path's error was rewritten: %q", rec.Body)
+	}
+	h := NewHandler(newFake(), nil, http.NotFoundHandler())
+	direct := serve(t, h, "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/missing", `{}`)
+	wrapped := serve(t, WithErrorBodies(h), "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/missing", `{}`)
+	if direct.Code != wrapped.Code || direct.Body.String() != wrapped.Body.String() {
+		t.Errorf("the handler's own answer changed: %d %q, then %d %q", direct.Code, direct.Body, wrapped.Code, wrapped.Body)
+	}
 }

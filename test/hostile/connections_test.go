@@ -88,7 +88,9 @@ func TestConnectionsPerAddress(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if want := int32(3*limit - (2*limit - 1)); closed.Load() < want-1 || closed.Load() > want+1 {
+	// The probe holds one connection from this address and the server's own
+	// loopback client (its controllers) a few more.
+	if want := int32(3*limit - (2*limit - 1)); closed.Load() < want-1 || closed.Load() > want+4 {
 		t.Errorf("%d of %d idle connections closed at once, want about %d (those past twice the limit of %d)", closed.Load(), len(idle), want, limit)
 	}
 	// Below twice the limit again, a new client over the limit gets a 429

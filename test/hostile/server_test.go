@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -238,4 +239,38 @@ func (p *probe) summary() (n int, codes map[int]int, errs int, p50, p99, max tim
 	}
 	q := func(f float64) time.Duration { return l[min(len(l)-1, int(f*float64(len(l))))] }
 	return len(l), p.codes, len(p.errs), q(0.5), q(0.99), l[len(l)-1]
+}
+
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// commonLines is the n commonest kinds of line in a log (the text after
+// klog's header, cut at 100 bytes), with their counts.
+func commonLines(log string, n int) string {
+	counts := map[string]int{}
+	for _, line := range strings.Split(log, "\n") {
+		if i := strings.Index(line, "] "); i >= 0 && i < 60 {
+			line = line[i+2:]
+		}
+		if i := strings.Index(line, `"msg":"`); i >= 0 {
+			line = line[i:] // etcd's JSON lines: from the message on
+		}
+		if len(line) > 100 {
+			line = line[:100]
+		}
+		counts[digits.ReplaceAllString(line, "0")]++
+	}
+	type kind struct {
+		line  string
+		count int
+	}
+	var kinds []kind
+	for l, c := range counts {
+		kinds = append(kinds, kind{l, c})
+	}
+	sort.Slice(kinds, func(i, j int) bool { return kinds[i].count > kinds[j].count })
+	var b strings.Builder
+	for _, k := range kinds[:min(n, len(kinds))] {
+		fmt.Fprintf(&b, "%6d %s\n", k.count, k.line)
+	}
+	return b.String()
 }

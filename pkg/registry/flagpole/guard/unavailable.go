@@ -118,19 +118,24 @@ func Unavailable(ctx context.Context, err error) error {
 		return InsufficientStorage(fmt.Sprintf("etcd refuses writes: its database has reached its space quota (etcd's NOSPACE alarm: %s). "+
 			"An operator must compact and defragment etcd and disarm the alarm (docs/operations.md#disk-space); reads and evaluations are still served", err))
 	}
-	msg := err.Error()
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		msg = "etcd did not answer within " + ReadTimeout.String()
-	} else if unavailable, _ := etcdUnavailability(err); !unavailable {
+	var msg string
+	switch unavailable, _ := etcdUnavailability(err); {
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		// Only the time is known: etcd may be slow to answer, or this
+		// server too busy to read its answer (a starved process looks the
+		// same from here). etcd's own errors say when it is etcd.
+		msg = fmt.Sprintf("the read did not finish within %s: the datastore (etcd) or this server is overloaded", ReadTimeout)
+	case unavailable:
+		msg = "the datastore (etcd) is unavailable: " + err.Error()
+	default:
 		return err
 	}
 	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: metav1.StatusFailure,
 		Code:   503,
 		Reason: metav1.StatusReasonServiceUnavailable,
-		Message: fmt.Sprintf("the datastore (etcd) is unavailable: %s; retry later. A write refused "+
-			"this way may or may not have been applied (a create that was is answered as created when "+
-			"etcd can say so in time): a retried create may find the object exists", msg),
+		Message: msg + "; retry later. A write refused this way may or may not have been applied (a create " +
+			"that was is answered as created when etcd can say so in time): a retried create may find the object exists",
 		Details: &metav1.StatusDetails{RetryAfterSeconds: UnavailableRetryAfterSeconds},
 	}}
 }
