@@ -434,7 +434,9 @@ func TestBulkEvaluationsShared(t *testing.T) {
 	var wg sync.WaitGroup
 	codes := make([]int, n)
 	for i := range n {
-		wg.Go(func() { codes[i] = serve(t, h, "POST", "/namespaces/apps/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"u"}}`).Code })
+		wg.Go(func() {
+			codes[i] = serve(t, h, "POST", "/namespaces/apps/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"u"}}`).Code
+		})
 	}
 	// Let the requests reach the evaluation before it answers.
 	if err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
