@@ -5,12 +5,15 @@ package hostile
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flagpole-dev/flagpole/test/process"
 )
 
 // attackDuration bounds each attack.
@@ -33,6 +36,88 @@ var resetCases = []resetCase{
 	}},
 }
 
+// resetFigures is what a rapid-reset run did to a server.
+type resetFigures struct {
+	resets           int64
+	goaways, conns   int
+	probe            *probe
+	idleRSS, peakRSS int64
+	lines            int
+}
+
+func (f resetFigures) String() string {
+	n, codes, errs, p50, p99, maxLat := f.probe.summary()
+	return fmt.Sprintf("%d resets in %s over %d connections, %d connections saw GOAWAY; a connected client: %d requests %v, %d errors, p50 %s p99 %s max %s; RSS idle %d MiB, peak %d MiB; %d log lines",
+		f.resets, attackDuration, f.conns, f.goaways, n, codes, errs, p50, p99, maxLat, f.idleRSS>>20, f.peakRSS>>20, f.lines)
+}
+
+// rapidReset attacks the server at addr (process proc) for attackDuration
+// from 4 connections with cfg, each resetting streams of req as fast as it
+// can and replaced when the server sends it away, while get (a client
+// already connected) probes every 50 ms.
+func rapidReset(t *testing.T, proc *process.Process, addr string, cfg *tls.Config, req Request, get func(context.Context) (int, error)) resetFigures {
+	t.Helper()
+	f := resetFigures{conns: 4, idleRSS: rssBytes(proc.Pid())}
+	linesBefore := logLines(proc.Log)
+	if code, err := get(context.Background()); err != nil || code != http.StatusOK {
+		t.Fatalf("probe before the attack: %d %v", code, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), attackDuration)
+	defer cancel()
+	f.probe = runProbe(ctx, 50*time.Millisecond, get)
+	var peakRSS atomic.Int64
+	go func() {
+		for ctx.Err() == nil {
+			if r := rssBytes(proc.Pid()); r > peakRSS.Load() {
+				peakRSS.Store(r)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	results := make([]ResetResult, f.conns)
+	for i := range results {
+		wg.Go(func() {
+			// A connection that gets GOAWAY is replaced, as an attacker
+			// would, until the time is up.
+			for ctx.Err() == nil {
+				c, err := Dial(ctx, addr, cfg)
+				if err != nil {
+					return
+				}
+				r := c.RapidReset(ctx, req, 1<<40)
+				c.Close()
+				results[i].Resets += r.Resets
+				results[i].GoAway = results[i].GoAway || r.GoAway
+			}
+		})
+	}
+	wg.Wait()
+	<-ctx.Done()
+	for _, r := range results {
+		f.resets += r.Resets
+		if r.GoAway {
+			f.goaways++
+		}
+	}
+	f.peakRSS = peakRSS.Load()
+	f.lines = logLines(proc.Log) - linesBefore
+	return f
+}
+
+// getter is a probe: GET url with client, its status.
+func getter(client *http.Client, url string) func(context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+}
+
 // TestRapidReset opens and resets streams as fast as 4 connections can, as
 // an authenticated client, and measures what a normal request sees
 // meanwhile, the server's memory, and its log.
@@ -40,78 +125,17 @@ func TestRapidReset(t *testing.T) {
 	for _, tc := range resetCases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startServer(t)
-			idleRSS := rssBytes(s.proc.Pid())
-			linesBefore := logLines(s.proc.Log)
-
-			probeClient := s.client(s.admin)
-			get := func(ctx context.Context) (int, error) {
-				req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+s.addr+"/apis/flagpole.dev/v1beta1/namespaces/default/flags", nil)
-				resp, err := probeClient.Do(req)
-				if err != nil {
-					return 0, err
-				}
-				resp.Body.Close()
-				return resp.StatusCode, nil
-			}
-			// The probe is a client already connected when the attack
-			// starts.
-			if code, err := get(context.Background()); err != nil || code != http.StatusOK {
-				t.Fatalf("probe before the attack: %d %v", code, err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), attackDuration)
-			defer cancel()
-			pr := runProbe(ctx, 50*time.Millisecond, get)
-			var peakRSS atomic.Int64
-			go func() {
-				for ctx.Err() == nil {
-					if r := rssBytes(s.proc.Pid()); r > peakRSS.Load() {
-						peakRSS.Store(r)
-					}
-					time.Sleep(100 * time.Millisecond)
-				}
-			}()
-
-			var wg sync.WaitGroup
-			results := make([]ResetResult, 4)
-			for i := range results {
-				wg.Go(func() {
-					// A connection that gets GOAWAY is replaced, as an
-					// attacker would, until the time is up.
-					for ctx.Err() == nil {
-						c, err := Dial(ctx, s.addr, tc.tls(s))
-						if err != nil {
-							return
-						}
-						r := c.RapidReset(ctx, tc.req(s), 1<<40)
-						c.Close()
-						results[i].Resets += r.Resets
-						if r.GoAway && !results[i].GoAway {
-							results[i].GoAway, results[i].AfterResets = true, r.AfterResets
-						}
-					}
-				})
-			}
-			wg.Wait()
-			<-ctx.Done()
-			var resets int64
-			goaways := 0
-			for _, r := range results {
-				resets += r.Resets
-				if r.GoAway {
-					goaways++
-				}
-			}
-			n, codes, errs, p50, p99, maxLat := pr.summary()
-			peak := peakRSS.Load()
-			lines := logLines(s.proc.Log) - linesBefore
-			t.Logf("%d resets in %s over 4 connections, %d connections saw GOAWAY (first after %d resets); probe: %d requests %v, %d errors, p50 %s p99 %s max %s; RSS idle %d MiB, peak %d MiB; %d log lines",
-				resets, attackDuration, goaways, results[0].AfterResets, n, codes, errs, p50, p99, maxLat, idleRSS>>20, peak>>20, lines)
+			get := getter(s.client(s.admin), "https://"+s.addr+"/apis/flagpole.dev/v1beta1/namespaces/default/flags")
+			f := rapidReset(t, s.proc, s.addr, tc.tls(s), tc.req(s), get)
+			t.Log(f)
+			n, codes, errs, _, p99, _ := f.probe.summary()
+			resets, goaways, peak, idleRSS, lines := f.resets, f.goaways, f.peakRSS, f.idleRSS, f.lines
 			if s.proc.Exited() {
 				t.Fatalf("the server exited: %v", s.proc.Err())
 			}
 			// The goals of issue 16.
-			if goaways != len(results) {
-				t.Errorf("%d of %d connections resetting streams as fast as they could got GOAWAY", goaways, len(results))
+			if goaways != f.conns {
+				t.Errorf("%d of %d connections resetting streams as fast as they could got GOAWAY", goaways, f.conns)
 			}
 			if codes[http.StatusOK] != n || errs > 0 {
 				t.Errorf("a normal request failed meanwhile: %v, %d errors", codes, errs)
