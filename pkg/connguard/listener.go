@@ -55,7 +55,7 @@ type Limits struct {
 // DefaultLimits leave room for a node's worth of clients behind one address
 // (kube-apiserver's aggregator, a NAT) while bounding a single peer.
 var DefaultLimits = Limits{
-	MaxConnectionsPerAddress: 512,
+	MaxConnectionsPerAddress: 4096,
 	FirstRequestTimeout:      32 * time.Second,
 	ResetBurst:               20,
 	ResetsPerSecond:          10,

@@ -34,7 +34,10 @@ const EvaluationName = "flagpole-evaluation"
 // nominal shares as upstream's workload-low (the level ServiceAccounts'
 // requests land in), half of them lendable to the API's other levels when
 // evaluations are quiet, and queues chosen by user, so that one
-// application's flood waits in its own queues.
+// application's flood waits in its own queues. A flow's hand of 8 queues
+// of 128 holds 1,024 requests: an application of a thousand pods (one
+// ServiceAccount, one flow) re-fetching at once after a change event is
+// queued, not shed; its answers are shared (pkg/ofrep) and come fast.
 func EvaluationPriorityLevel() *flowcontrolv1.PriorityLevelConfiguration {
 	return &flowcontrolv1.PriorityLevelConfiguration{
 		TypeMeta:   metav1.TypeMeta{APIVersion: flowcontrolv1.SchemeGroupVersion.String(), Kind: "PriorityLevelConfiguration"},
@@ -48,8 +51,8 @@ func EvaluationPriorityLevel() *flowcontrolv1.PriorityLevelConfiguration {
 					Type: flowcontrolv1.LimitResponseTypeQueue,
 					Queuing: &flowcontrolv1.QueuingConfiguration{
 						Queues:           128,
-						HandSize:         6,
-						QueueLengthLimit: 50,
+						HandSize:         8,
+						QueueLengthLimit: 128,
 					},
 				},
 			},

@@ -74,19 +74,25 @@ const StreamRetryAfterSeconds = 10
 
 // CoalesceWindow is the shortest time between two events of a namespace: a
 // change after a quiet period is told at once, the changes that follow it
-// within the window are told together at its end. A storm of changes (a
-// thousand overrides created, and expiring, in seconds) then costs each
-// listener a few events a second, not one per change, and every listener's
-// re-fetch of them.
-const CoalesceWindow = 250 * time.Millisecond
+// within the window are told together at its end. While changes keep coming
+// the window doubles with each event, up to MaxCoalesceWindow, and it is
+// back to CoalesceWindow after a quiet one. A storm of changes (a thousand
+// overrides created, and expiring, in seconds) then costs each listener an
+// event every few seconds, not one per change — and the server every
+// listener's re-fetch of each.
+const (
+	CoalesceWindow    = 250 * time.Millisecond
+	MaxCoalesceWindow = 4 * time.Second
+)
 
 type namespaceChanges struct {
 	seq      uint64
 	modified time.Time
 	// sent is when the namespace's last event went out; pending is true
-	// while changes wait for the window to end.
+	// while changes wait for the window to end; window is the current one.
 	sent    time.Time
 	pending bool
+	window  time.Duration
 	// Each subscriber's channel holds at most one wake-up: bursts coalesce
 	// and a slow client never blocks the informers.
 	subscribers map[chan struct{}]struct{}
@@ -164,7 +170,11 @@ func (ch *Changes) Notify(namespace string) {
 		ofrepMetrics.coalescedChanges.Inc()
 		return
 	}
-	if wait := CoalesceWindow - now.Sub(n.sent); !n.sent.IsZero() && wait > 0 {
+	if n.window == 0 || now.Sub(n.sent) >= n.window {
+		// Quiet for a window: told at once, and the window starts over.
+		n.window = CoalesceWindow
+	}
+	if wait := n.window - now.Sub(n.sent); !n.sent.IsZero() && wait > 0 {
 		n.pending = true
 		ofrepMetrics.coalescedChanges.Inc()
 		at := now.Add(wait)
@@ -173,6 +183,8 @@ func (ch *Changes) Notify(namespace string) {
 			defer ch.mu.Unlock()
 			n := ch.namespace(namespace)
 			n.pending = false
+			// Changes kept coming: the next window is longer.
+			n.window = min(2*n.window, MaxCoalesceWindow)
 			ch.wakeLocked(n, at)
 		})
 		return

@@ -298,6 +298,28 @@ func TestEventsCoalesce(t *testing.T) {
 	if got := seq(); got != 2 {
 		t.Errorf("after the window: seq %d, want 2 (one event for the 1,000)", got)
 	}
+	// Changes keep coming: the next window is twice as long.
+	changes.Notify("apps")
+	clk.Step(CoalesceWindow)
+	select {
+	case <-sub:
+		t.Fatal("an event one short window into a storm; want the window doubled")
+	default:
+	}
+	clk.Step(CoalesceWindow)
+	select {
+	case <-sub:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event at the end of the doubled window")
+	}
+	// After a quiet (current) window, a change is told at once again.
+	clk.Step(MaxCoalesceWindow)
+	changes.Notify("apps")
+	select {
+	case <-sub:
+	default:
+		t.Error("a change after a quiet window was not told at once")
+	}
 }
 
 func waitSubscribers(t *testing.T, ch *Changes, namespace string, n int) {

@@ -271,10 +271,10 @@ func TestOFREPFlowControl(t *testing.T) {
 		args  []string
 		burst int
 	}{
-		// Two seats; one flow's hand of 6 queues holds 6 × 50 requests,
+		// Two seats; one flow's hand of 8 queues holds 8 × 128 requests,
 		// more than one HTTP/2 connection carries at once (100 streams):
 		// the burst comes over several (ofrepBursts).
-		{"priority and fairness", nil, 800},
+		{"priority and fairness", nil, 3000},
 		{"max-in-flight", []string{"--enable-priority-and-fairness=false"}, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
