@@ -11,6 +11,8 @@ import (
 	basecompatibility "k8s.io/component-base/compatibility"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/component-base/term"
+
+	"github.com/flagpole-dev/flagpole/pkg/memlimit"
 )
 
 // NewCommand returns the flagpole-apiserver command; it serves until ctx is done.
@@ -40,6 +42,9 @@ is the etcd given by --etcd-servers.`,
 				return err
 			}
 			cliflag.PrintFlags(c.Flags())
+			// Before anything allocates much: the garbage collector works
+			// to the container's memory limit.
+			memlimit.Apply()
 			completed, err := o.Complete()
 			if err != nil {
 				return err
