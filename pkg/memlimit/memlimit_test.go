@@ -13,11 +13,11 @@ func TestFromCgroup(t *testing.T) {
 		file  string
 	}{
 		{"cgroup v2 with a limit", fstest.MapFS{
-			"proc/self/cgroup":                          {Data: []byte("0::/kubepods/pod1/ctr\n")},
+			"proc/self/cgroup":                           {Data: []byte("0::/kubepods/pod1/ctr\n")},
 			"sys/fs/cgroup/kubepods/pod1/ctr/memory.max": {Data: []byte("536870912\n")},
 		}, 512 << 20, "/sys/fs/cgroup/kubepods/pod1/ctr/memory.max"},
 		{"cgroup v2 unlimited", fstest.MapFS{
-			"proc/self/cgroup":          {Data: []byte("0::/\n")},
+			"proc/self/cgroup":         {Data: []byte("0::/\n")},
 			"sys/fs/cgroup/memory.max": {Data: []byte("max\n")},
 		}, 0, "/sys/fs/cgroup/memory.max"},
 		{"cgroup v1 with a limit, seen from inside the container", fstest.MapFS{

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
+	"github.com/flagpole-dev/flagpole/pkg/fairness"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	"github.com/flagpole-dev/flagpole/pkg/openfeature"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
@@ -259,30 +261,62 @@ func TestGoProviderMatchesOFREP(t *testing.T) {
 }
 
 // TestOFREPFlowControl: OFREP requests go through the server's flow control
-// like any create, so a burst past what it admits is answered 429 with
-// Retry-After (what OFREP providers back off on), and never with a 5xx:
-// under priority and fairness (the default, standalone too: pkg/fairness)
-// once the application's queues are full, under max-in-flight once the
-// seats are taken.
+// like any create. Under priority and fairness (the default, standalone
+// too: pkg/fairness) they are classified as evaluations, into Flagpole's
+// level queued by user, apart from the API's writes; under max-in-flight a
+// burst past the seats is answered 429 with Retry-After (what OFREP
+// providers back off on), and never with a 5xx.
 func TestOFREPFlowControl(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name  string
-		args  []string
-		burst int
-	}{
-		// Two seats; one flow's hand of 8 queues holds 8 × 128 requests,
-		// more than one HTTP/2 connection carries at once (100 streams):
-		// the burst comes over several (ofrepBursts).
-		{"priority and fairness", nil, 3000},
-		{"max-in-flight", []string{"--enable-priority-and-fairness=false"}, 200},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s := startServer(t, append([]string{"--max-requests-inflight", "1", "--max-mutating-requests-inflight", "1"}, tc.args...)...)
-			ofrepBursts(t, s, tc.burst)
-		})
-	}
+	t.Run("priority and fairness", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t)
+		const ns = "ofrep-fairness"
+		createFlag(t, s.Client, ns, openfeaturejs.Flags()[0])
+		token, err := os.ReadFile(filepath.Join(s.DataDir, standalone.AppTokenFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := rest.HTTPClientFor(tokenConfig(s.AdminConfig, strings.TrimSpace(string(token))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dispatched := func() int {
+			// The in-process servers share the process's metrics: count
+			// this test's requests as a difference.
+			metrics, err := s.Client.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			series := `apiserver_flowcontrol_dispatched_requests_total{flow_schema="` + fairness.EvaluationName + `",priority_level="` + fairness.EvaluationName + `"} `
+			for _, line := range strings.Split(string(metrics), "\n") {
+				if v, ok := strings.CutPrefix(line, series); ok {
+					n, _ := strconv.Atoi(v)
+					return n
+				}
+			}
+			return 0
+		}
+		before := dispatched()
+		for _, path := range []string{"/evaluate/flags/bool-flag", "/evaluate/flags"} {
+			resp, err := client.Post(s.AdminConfig.Host+"/namespaces/"+ns+"/ofrep/v1"+path, "application/json", strings.NewReader(`{"context":{"targetingKey":"u"}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("OFREP %s: %d", path, resp.StatusCode)
+			}
+		}
+		if got := dispatched() - before; got < 2 {
+			t.Errorf("%d OFREP requests dispatched by the %s priority level, want the 2 sent", got, fairness.EvaluationName)
+		}
+	})
+	t.Run("max-in-flight", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, "--enable-priority-and-fairness=false", "--max-requests-inflight", "1", "--max-mutating-requests-inflight", "1")
+		ofrepBursts(t, s, 200)
+	})
 }
 
 func ofrepBursts(t *testing.T, s *framework.Server, burstSize int) {
