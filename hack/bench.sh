@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's benchmark command:
-#   hack/bench.sh [all|evaluation|crd] [bench flags...]
+#   hack/bench.sh [all|evaluation|crd|usage] [bench flags...]
 # evaluation: Flagpole's evaluation paths (OFREP with a bearer token,
 # flags/evaluate with a client certificate) against kube-apiserver v1.37.2's
 # SelfSubjectReview.
@@ -8,8 +8,11 @@
 # through an APIService, reached through kube-apiserver and direct: creates,
 # gets, updates, LIST of 10,000 (JSON, protobuf), watch fan-out, memory growth
 # for 10,000 objects, etcd writes per create.
-# all (the default): evaluation, then crd, in one run (about 10 minutes on two
-# cores); crd then quotes the evaluation's OFREP figure.
+# usage: what counting usage costs: OFREP throughput with counting on against
+# off, the heap a flag's counts take, etcd writes per flush interval under
+# no, light and full load.
+# all (the default): evaluation, crd, then usage, in one run (about 13
+# minutes on two cores); crd then quotes the evaluation's OFREP figure.
 # Each prints progress and a markdown table, and rewrites its section of
 # docs/benchmarks.md (which says how to read them).
 # Bench flags (see _output/bench/bench -h) come after the bench's name, e.g.
@@ -25,10 +28,10 @@ cd "${ROOT}"
 bench="${1:-all}"
 shift || true
 case "${bench}" in
-    all) benches=(evaluation crd) ;;
-    evaluation|crd) benches=("${bench}") ;;
+    all) benches=(evaluation crd usage) ;;
+    evaluation|crd|usage) benches=("${bench}") ;;
     *)
-        echo "usage: hack/bench.sh [all|evaluation|crd] [flags]" >&2
+        echo "usage: hack/bench.sh [all|evaluation|crd|usage] [flags]" >&2
         exit 2
         ;;
 esac

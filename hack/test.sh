@@ -8,16 +8,22 @@
 #      never on PATH, and fail when one is missing (outside this script they
 #      skip instead); so do the hostile suite's disk cases, which mount file
 #      systems of their own (root, losetup, mkfs.ext4: test/scratchfs);
-#   3. the e2e suite against a real control plane;
-#   4. the real-node e2e (test/node): hack/node.sh up, the tests, hack/node.sh
+#   3. kubectl-flagpole installed by krew from a local release archive
+#      (hack/verify-krew.sh);
+#   4. the e2e suite against a real control plane;
+#   5. the real-node e2e (test/node): hack/node.sh up, the tests, hack/node.sh
 #      down (which fails unless nothing of the node is left) -- when this
 #      machine can run a node (root, cgroup v1, the packages or Debian's
 #      archive); otherwise one line says why it is skipped. It runs beside
-#      steps 2 and 3 (it waits on Pods most of its time; docs/testing.md has
-#      what that saves), its output in _output/node-e2e.log, printed at the end.
+#      steps 2 to 4 (it waits on Pods most of its time; docs/testing.md has
+#      what that saves), its output in _output/node-e2e.log, printed at the end;
+#   6. the hostile suite (test/hostile), on an otherwise quiet machine.
+# The browser tests (test/browser) need Debian's Chromium, the rollout
+# guard tests Debian's Prometheus: hack/install-debian-tools.sh installs
+# them when they are missing.
 # Extra arguments go to the go test runs (e.g. -run TestKubectl -v).
-# FLAGPOLE_SKIP_E2E=1 runs steps 1 and 2 only; FLAGPOLE_SKIP_NODE=1 skips
-# step 4.
+# FLAGPOLE_SKIP_E2E=1 runs steps 1 to 3 and 6 only; FLAGPOLE_SKIP_NODE=1 skips
+# step 5.
 set -o errexit
 set -o nounset
 set -o pipefail
@@ -43,6 +49,7 @@ helm_pid=$!
 hack/build-tools.sh "${tools_set}"
 wait "${helm_pid}" || { cat _output/build-helm.log >&2; exit 1; }
 cat _output/build-helm.log
+hack/install-debian-tools.sh
 export FLAGPOLE_TOOLS_BIN="${ROOT}/_output/tools/bin"
 export FLAGPOLE_REQUIRE_PRIVILEGED_TESTS=1
 
@@ -98,6 +105,7 @@ go test -count=1 -run '^TestConcurrentHostileEvaluationsMemory$' "$@" ./pkg/eval
 # reproducibly: the script builds it twice and compares the digests.
 (cd hack/image && go test -count=1 ./...)
 VERIFY_REPRODUCIBLE=1 hack/build-image.sh
+hack/verify-krew.sh
 
 if [[ "${FLAGPOLE_SKIP_E2E:-}" == "1" ]]; then
     echo "FLAGPOLE_SKIP_E2E=1: e2e suite skipped"

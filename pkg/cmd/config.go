@@ -11,6 +11,8 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	serverstorage "k8s.io/apiserver/pkg/server/storage"
+	"k8s.io/client-go/kubernetes"
+	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/utils/clock"
 	netutils "k8s.io/utils/net"
 
@@ -19,9 +21,12 @@ import (
 	flagpoleapiserver "github.com/flagpole-dev/flagpole/pkg/apiserver"
 	"github.com/flagpole-dev/flagpole/pkg/connguard"
 	"github.com/flagpole-dev/flagpole/pkg/controllers/leaderelection"
+	"github.com/flagpole-dev/flagpole/pkg/controllers/servingcert"
 	"github.com/flagpole-dev/flagpole/pkg/fairness"
 	generatedopenapi "github.com/flagpole-dev/flagpole/pkg/generated/openapi"
+	"github.com/flagpole-dev/flagpole/pkg/ofrep"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
+	"github.com/flagpole-dev/flagpole/pkg/usage/etcdrecords"
 	"github.com/flagpole-dev/flagpole/pkg/version"
 )
 
@@ -141,6 +146,10 @@ func (o CompletedOptions) config(etcd *genericoptions.EtcdOptions, pki *standalo
 	if err := rec.ApplyTo(serverConfig); err != nil {
 		return nil, err
 	}
+	servingCert, err := o.selfManagedServingCert(serverConfig)
+	if err != nil {
+		return nil, err
+	}
 	if o.standaloneFairness {
 		serverConfig.FlowControl, serverConfig.SharedInformerFactory = fairness.Standalone(serverConfig.MaxRequestsInFlight + serverConfig.MaxMutatingRequestsInFlight)
 	}
@@ -154,14 +163,70 @@ func (o CompletedOptions) config(etcd *genericoptions.EtcdOptions, pki *standalo
 	} else {
 		cacheFrontProxyVerification(serverConfig)
 	}
+	lifecycle := flagpoleapiserver.LifecycleConfig{
+		UsageRecordsPrefix: etcdrecords.Prefix(etcd.StorageConfig.Prefix),
+		UsageFlushInterval: o.Lifecycle.UsageFlushInterval,
+		Stale:              o.Lifecycle.stalePolicy(),
+		RevisionLimit:      o.Lifecycle.RevisionLimit,
+		RevisionMaxAge:     o.Lifecycle.RevisionMaxAge,
+
+		DisableUsageCounting: !o.Lifecycle.UsageCounting,
+	}
+	// Delegated: Events go to kube-apiserver as Flagpole (the core API's
+	// credentials, its ServiceAccount in a pod). Standalone has none.
+	if !o.standalone && serverConfig.ClientConfig != nil {
+		kube, err := kubernetes.NewForConfig(serverConfig.ClientConfig)
+		if err != nil {
+			return nil, fmt.Errorf("kube client for events: %w", err)
+		}
+		lifecycle.EventsClient = kube
+	}
+	cors, err := ofrep.ParseCORS(o.OFREPCORSAllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
+	rollouts, err := o.Rollouts.config()
+	if err != nil {
+		return nil, err
+	}
 	return &flagpoleapiserver.Config{
 		GenericConfig: serverConfig,
 		ExtraConfig: flagpoleapiserver.ExtraConfig{
 			Informers:    informers,
 			EventStreams: o.EventStreams,
+			OFREPCORS:    cors,
 			Connections:  connguard.New(o.Connections, clock.RealClock{}),
 			ElectionEtcd: etcd.StorageConfig.Transport,
 			ElectionKey:  leaderelection.Key(etcd.StorageConfig.Prefix),
+			Lifecycle:    lifecycle,
+			Rollouts:     rollouts,
+			ServingCert:  servingCert,
 		},
+	}, nil
+}
+
+// selfManagedServingCert, in self-managed mode, makes every replica serve
+// the Secret's key pair (the certificate from --cert-dir until it has one)
+// and says what the leader keeps; nil otherwise.
+func (o CompletedOptions) selfManagedServingCert(serverConfig *genericapiserver.RecommendedConfig) (*flagpoleapiserver.SelfManagedServingCert, error) {
+	if o.ServingCertMode != servingcert.ModeSelfManaged {
+		return nil, nil
+	}
+	namespace, name, err := splitSecretRef(o.ServingCertSecret)
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfig(serverConfig.ClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	agg, err := aggregator.NewForConfig(serverConfig.ClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	content := servingcert.NewContent(kube, namespace, name, serverConfig.SecureServing.Cert)
+	serverConfig.SecureServing.Cert = content
+	return &flagpoleapiserver.SelfManagedServingCert{
+		Content: content, Hosts: o.TLSSANs, Schedule: o.ServingCertSchedule, Kube: kube, Aggregator: agg,
 	}, nil
 }

@@ -29,8 +29,12 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/admission/plugin/references"
 	"github.com/flagpole-dev/flagpole/pkg/connguard"
+	"github.com/flagpole-dev/flagpole/pkg/controllers/flaghistory"
+	"github.com/flagpole-dev/flagpole/pkg/controllers/flagstatus"
+	"github.com/flagpole-dev/flagpole/pkg/controllers/servingcert"
 	"github.com/flagpole-dev/flagpole/pkg/ofrep"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
+	"github.com/flagpole-dev/flagpole/pkg/usage/etcdrecords"
 )
 
 const (
@@ -40,6 +44,9 @@ const (
 	// defaultWatchTerminationGracePeriod bounds how long shutdown waits for
 	// open watches to end.
 	defaultWatchTerminationGracePeriod = 5 * time.Second
+	// defaultServingCertSecret is where artifacts/deploy keeps the serving
+	// certificate.
+	defaultServingCertSecret = "flagpole-system/flagpole-serving-cert"
 )
 
 // Options is everything flagpole-apiserver can be told on its command line,
@@ -57,6 +64,9 @@ type Options struct {
 	TLSSANs []string
 	// EventStreams bounds OFREP's open event streams.
 	EventStreams ofrep.StreamLimits
+	// OFREPCORSAllowedOrigins are the browser origins allowed to call OFREP:
+	// ORIGIN (every namespace) or NAMESPACE=ORIGIN.
+	OFREPCORSAllowedOrigins []string
 	// StartFreshIfDatastoreLost lets a data directory whose embedded etcd
 	// member is gone start with an empty datastore.
 	StartFreshIfDatastoreLost bool
@@ -65,6 +75,34 @@ type Options struct {
 	EmbeddedEtcdMinFreeSpace resource.QuantityValue
 	// Connections bounds what one peer's connections may hold.
 	Connections connguard.Limits
+	// ServingCertMode says where the serving certificate comes from
+	// (servingcert.Modes); ServingCertSecret ("<namespace>/<name>") and
+	// ServingCertSchedule are self-managed mode's Secret and lifetimes.
+	ServingCertMode     string
+	ServingCertSecret   string
+	ServingCertSchedule servingcert.Schedule
+	// Lifecycle says how usage is counted and when flags are stale, and
+	// bounds their history.
+	Lifecycle LifecycleOptions
+	// Rollouts says where rollout plan guards read.
+	Rollouts RolloutOptions
+}
+
+// LifecycleOptions are the flags of usage, staleness and history.
+type LifecycleOptions struct {
+	// UsageCounting counts evaluations (on by default).
+	UsageCounting bool
+	// UsageFlushInterval is how often each replica writes its usage record.
+	UsageFlushInterval time.Duration
+	// StaleUnusedPeriod and StaleSingleVariantPeriod: see flagstatus.Policy.
+	StaleUnusedPeriod        time.Duration
+	StaleSingleVariantPeriod time.Duration
+	// Lifetimes overrides the lifecycle kinds' expected lifetimes
+	// (kind=duration, 0 for permanent).
+	Lifetimes cliflag.ConfigurationMap
+	// RevisionLimit and RevisionMaxAge bound each flag's FlagRevisions.
+	RevisionLimit  int
+	RevisionMaxAge time.Duration
 }
 
 // NewOptions returns options with Flagpole's defaults.
@@ -86,6 +124,19 @@ func NewOptions() *Options {
 		EventStreams:             ofrep.DefaultStreamLimits,
 		EmbeddedEtcdMinFreeSpace: resource.QuantityValue{Quantity: *resource.NewQuantity(standalone.DefaultMinFreeBytes, resource.BinarySI)},
 		Connections:              connguard.DefaultLimits,
+		Lifecycle: LifecycleOptions{
+			UsageCounting:            true,
+			UsageFlushInterval:       etcdrecords.DefaultInterval,
+			StaleUnusedPeriod:        flagstatus.DefaultUnusedPeriod,
+			StaleSingleVariantPeriod: flagstatus.DefaultSingleVariantPeriod,
+			Lifetimes:                cliflag.ConfigurationMap{},
+			RevisionLimit:            flaghistory.DefaultRevisionLimit,
+			RevisionMaxAge:           flaghistory.DefaultRevisionMaxAge,
+		},
+		Rollouts:            defaultRolloutOptions(),
+		ServingCertMode:     servingcert.ModeFiles,
+		ServingCertSecret:   defaultServingCertSecret,
+		ServingCertSchedule: servingcert.DefaultSchedule,
 	}
 	o.RecommendedOptions.Etcd.DefaultStorageMediaType = runtime.ContentTypeProtobuf
 	o.RecommendedOptions.SecureServing.BindPort = defaultSecurePort
@@ -118,6 +169,10 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 		"The most OFREP event streams this server keeps open at once; more are answered 429 with Retry-After. 0: no limit.")
 	fs.IntVar(&o.EventStreams.PerUser, "max-ofrep-event-streams-per-user", o.EventStreams.PerUser,
 		"The most OFREP event streams one user (e.g. an application's ServiceAccount, across its pods) keeps open at once. 0: no limit.")
+	fs.StringSliceVar(&o.OFREPCORSAllowedOrigins, "ofrep-cors-allowed-origins", o.OFREPCORSAllowedOrigins,
+		"Browser origins (scheme://host[:port], or * for any) that may call OFREP from another origin: ORIGIN allows it in every namespace, "+
+			"NAMESPACE=ORIGIN in one. Their requests get CORS headers exposing ETag and Retry-After (no credentials mode) and event streams opened with a "+
+			"single-use ticket instead of a token. Unlike --cors-allowed-origins, which covers the whole API, this covers OFREP's paths only.")
 	fs.BoolVar(&o.StartFreshIfDatastoreLost, standalone.StartFreshFlag, o.StartFreshIfDatastoreLost,
 		"Start with an empty datastore when --data-dir held one (its datastore.json says so) whose embedded etcd data is gone, "+
 			"or holds another datastore than the one recorded. Without it the server refuses to start: restore the data from a backup instead, "+
@@ -138,6 +193,37 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 		"How long reading a request's body may take before the request is answered 408. 0: no limit.")
 	cs.Int64Var(&o.Connections.PreReadBodyBytes, "pre-read-body-bytes", o.Connections.PreReadBodyBytes,
 		"Request bodies up to this size are read before the request takes a flow-control seat, so a slow sender holds none. 0: never.")
+	ls := fss.FlagSet("lifecycle")
+	ls.BoolVar(&o.Lifecycle.UsageCounting, "usage-counting", o.Lifecycle.UsageCounting,
+		"Count every evaluation per flag (status.usage, LAST-EVALUATED, staleness from usage). Off: nothing is counted or written for usage, and only expiry and lifetimes make flags stale.")
+	ls.DurationVar(&o.Lifecycle.UsageFlushInterval, "usage-flush-interval", o.Lifecycle.UsageFlushInterval,
+		"How often each replica writes its usage counts to etcd (one write per replica, whatever the traffic and the number of flags), and how often staleness is checked again. At least 1s.")
+	ls.DurationVar(&o.Lifecycle.StaleUnusedPeriod, "stale-unused-period", o.Lifecycle.StaleUnusedPeriod,
+		"A flag not evaluated for this long (never, or no longer) is Stale, reason Unused. 0: never for this reason.")
+	ls.DurationVar(&o.Lifecycle.StaleSingleVariantPeriod, "stale-single-variant-period", o.Lifecycle.StaleSingleVariantPeriod,
+		"An enabled flag (not a KillSwitch or Permission) that served one variant to every evaluation for this long, its spec unchanged meanwhile, is Stale, reason SingleVariant. 0: never for this reason.")
+	ls.Var(&o.Lifecycle.Lifetimes, "lifecycle-lifetimes",
+		"Expected lifetimes of the lifecycle kinds, kind=duration pairs separated by commas, 0 for permanent: a flag older than its kind's is Stale, reason LifetimeExceeded. "+
+			"Defaults: Release=960h (40 days), Experiment=960h, Operational=168h (7 days), KillSwitch=0, Permission=0.")
+	ls.IntVar(&o.Lifecycle.RevisionLimit, "flag-revision-limit", o.Lifecycle.RevisionLimit,
+		"How many FlagRevisions (generations of its spec) each flag keeps; the oldest goes when a change makes one more. At least 1.")
+	ls.DurationVar(&o.Lifecycle.RevisionMaxAge, "flag-revision-max-age", o.Lifecycle.RevisionMaxAge,
+		"How long a FlagRevision is kept after its change (an etcd lease removes it then). At least 1h.")
+	o.Rollouts.addFlags(&fss)
+	ss := fss.FlagSet("serving certificate")
+	ss.StringVar(&o.ServingCertMode, "serving-cert-mode", o.ServingCertMode,
+		"Where the serving certificate comes from: "+servingcert.ModeFiles+" serves --tls-cert-file and --tls-private-key-file, reloaded when they change "+
+			"(cert-manager, hack/deploy-certs.sh; without them a self-signed certificate in --cert-dir); "+
+			servingcert.ModeSelfManaged+" (delegated mode) serves the key pair of --serving-cert-secret, which the elected replica keeps: "+
+			"it makes a CA and the pair, sets the caBundle of Flagpole's APIServices, and renews both before they expire.")
+	ss.StringVar(&o.ServingCertSecret, "serving-cert-secret", o.ServingCertSecret,
+		"The Secret (<namespace>/<name>) that holds the CA and the serving key pair in "+servingcert.ModeSelfManaged+" mode. "+
+			"The certificate names the Services of Flagpole's APIServices (<service>.<namespace>.svc and .svc.cluster.local) and --tls-san.")
+	ss.DurationVar(&o.ServingCertSchedule.CAValidity, "serving-ca-validity", o.ServingCertSchedule.CAValidity,
+		"How long a CA made in "+servingcert.ModeSelfManaged+" mode is valid. A new CA is made, and trusted beside the old one, once a third of its validity is left.")
+	ss.DurationVar(&o.ServingCertSchedule.CertValidity, "serving-cert-validity", o.ServingCertSchedule.CertValidity,
+		"How long a serving certificate made in "+servingcert.ModeSelfManaged+" mode is valid (at most its CA's remaining validity). "+
+			"It is renewed once a third of its validity is left.")
 	o.RecommendedOptions.AddFlags(fss.FlagSet("generic"))
 	fss.FlagSet("generic").Lookup("bind-address").Usage = "The IP address on which to listen for the --secure-port port. " +
 		"Default: 127.0.0.1 in standalone mode, whose self-issued serving certificate names only this host (add names with --tls-san); " +

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -102,14 +103,46 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--storage-media-type", "text/plain"}, "--storage-media-type"},
 		{[]string{"--secure-port", "0"}, "--secure-port 0"},
 		{[]string{"--max-ofrep-event-streams-per-user", "-1"}, "must not be negative"},
+		{[]string{"--ofrep-cors-allowed-origins", "shop.example.com"}, `--ofrep-cors-allowed-origins: "shop.example.com": not an origin`},
+		{[]string{"--ofrep-cors-allowed-origins", "=https://x.example"}, "empty namespace"},
 		{[]string{"--start-fresh-if-datastore-lost", "--etcd-servers", "http://127.0.0.1:2379"}, "applies to embedded etcd only"},
 		{[]string{"--embedded-etcd-min-free-space", "64Mi"}, "--embedded-etcd-min-free-space 64Mi: at least 80Mi"},
+		{[]string{"--usage-flush-interval", "100ms"}, "--usage-flush-interval 100ms: at least 1s"},
+		{[]string{"--stale-unused-period", "-1h"}, "must not be negative"},
+		{[]string{"--lifecycle-lifetimes", "Temporary=1h"}, `"Temporary" is not a lifecycle kind`},
+		{[]string{"--lifecycle-lifetimes", "Release=soon"}, `Release="soon": a duration`},
+		{[]string{"--flag-revision-limit", "0"}, "--flag-revision-limit 0: at least 1"},
+		{[]string{"--flag-revision-max-age", "10m"}, "--flag-revision-max-age 10m0s: at least 1h"},
+		{[]string{"--serving-cert-mode", "cert-manager"}, `--serving-cert-mode "cert-manager": one of self-managed, files`},
+		{[]string{"--serving-cert-mode", "self-managed"}, "--serving-cert-mode=self-managed needs a cluster"},
+		{[]string{"--kubeconfig", "/k", "--serving-cert-mode", "self-managed", "--tls-cert-file", "/c", "--tls-private-key-file", "/k"}, "leave out --tls-cert-file"},
+		{[]string{"--kubeconfig", "/k", "--serving-cert-mode", "self-managed", "--serving-cert-secret", "flagpole-serving-cert"}, "want <namespace>/<name>"},
+		{[]string{"--kubeconfig", "/k", "--serving-cert-mode", "self-managed", "--serving-cert-secret", "Flagpole/x"}, "want <namespace>/<name>"},
+		{[]string{"--kubeconfig", "/k", "--serving-cert-mode", "self-managed", "--serving-cert-validity", "10s"}, "at least 30s"},
+		{[]string{"--kubeconfig", "/k", "--serving-cert-mode", "self-managed", "--serving-ca-validity", "1h", "--serving-cert-validity", "2h"}, "at least the serving certificate's"},
 	} {
 		o := complete(t, parse(t, append([]string{"--data-dir", t.TempDir()}, tc.args...)...))
 		err := o.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want one containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// Self-managed mode in delegated mode, as artifacts/deploy runs it.
+func TestServingCertModeValidates(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	o := complete(t, parse(t, "--data-dir", t.TempDir(), "--kubeconfig", "/k", "--etcd-servers", "http://127.0.0.1:2379",
+		"--serving-cert-mode", "self-managed", "--serving-cert-secret", "flags/flagpole-serving-cert", "--serving-ca-validity", "2m", "--serving-cert-validity", "1m"))
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if ns, name, _ := splitSecretRef(o.ServingCertSecret); ns != "flags" || name != "flagpole-serving-cert" {
+		t.Errorf("--serving-cert-secret read as %s/%s", ns, name)
+	}
+	if d := complete(t, parse(t, "--data-dir", t.TempDir())); d.ServingCertMode != "files" || d.ServingCertSecret != "flagpole-system/flagpole-serving-cert" {
+		t.Errorf("defaults: --serving-cert-mode %s, --serving-cert-secret %s", d.ServingCertMode, d.ServingCertSecret)
 	}
 }
 
@@ -235,5 +268,30 @@ func TestStorageMediaType(t *testing.T) {
 				t.Errorf("%v: reading %q: %#v, %v", tc.args, data, obj, err)
 			}
 		}
+	}
+}
+
+// The lifecycle flags' defaults, and --lifecycle-lifetimes over them.
+func TestLifecycleOptions(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	o := complete(t, parse(t, "--data-dir", t.TempDir()))
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := o.Lifecycle.stalePolicy()
+	if !o.Lifecycle.UsageCounting || o.Lifecycle.UsageFlushInterval != time.Minute || p.UnusedPeriod != 7*24*time.Hour ||
+		p.SingleVariantPeriod != 7*24*time.Hour || p.Lifetimes[flagpole.FlagLifecycleRelease] != 40*24*time.Hour ||
+		p.Lifetimes[flagpole.FlagLifecycleKillSwitch] != 0 || o.Lifecycle.RevisionLimit != 20 || o.Lifecycle.RevisionMaxAge != 90*24*time.Hour {
+		t.Errorf("defaults: %+v, policy %+v", o.Lifecycle, p)
+	}
+	o = complete(t, parse(t, "--data-dir", t.TempDir(), "--lifecycle-lifetimes", "Release=72h,Permission=1000h", "--usage-counting=false"))
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p = o.Lifecycle.stalePolicy()
+	if p.Lifetimes[flagpole.FlagLifecycleRelease] != 72*time.Hour || p.Lifetimes[flagpole.FlagLifecyclePermission] != 1000*time.Hour ||
+		p.Lifetimes[flagpole.FlagLifecycleExperiment] != 40*24*time.Hour || o.Lifecycle.UsageCounting {
+		t.Errorf("overridden: %+v, counting %v", p.Lifetimes, o.Lifecycle.UsageCounting)
 	}
 }

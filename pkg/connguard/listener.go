@@ -14,7 +14,9 @@
 //     served at all;
 //   - body.go: a small request body is read before the request takes a
 //     flow-control seat, within a deadline, so that a client that sends its
-//     body slowly holds no seat that others need.
+//     body slowly holds no seat that others need;
+//   - drain.go: once shutdown starts, every answer tells its client to
+//     leave the connection.
 //
 // Connections are told apart by their remote address (IP and port), which
 // is what an http.Request carries.
@@ -23,6 +25,7 @@ package connguard
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -76,6 +79,8 @@ type Guard struct {
 	// resetting streams, recently.
 	penalties map[string]*penalty
 	metrics   *guardMetrics
+	// draining is set by Drain (drain.go).
+	draining atomic.Bool
 }
 
 // penalty slows an address whose connections keep being sent away: its

@@ -49,6 +49,9 @@ func (b *resetBucket) take(l Limits, now time.Time) bool {
 // costs the server little more than reading its frames.
 func (g *Guard) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if g.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
 		c := g.conn(req.RemoteAddr)
 		if c == nil {
 			next.ServeHTTP(w, req)

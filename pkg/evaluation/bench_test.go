@@ -8,6 +8,10 @@ import (
 )
 
 func benchEvaluate(b *testing.B, flag *v1beta1.Flag, segments SegmentLookup, raw string) {
+	benchEvaluateRequest(b, flag, segments, raw, Request{Now: now})
+}
+
+func benchEvaluateRequest(b *testing.B, flag *v1beta1.Flag, segments SegmentLookup, raw string, req Request) {
 	c, err := ParseContext([]byte(raw))
 	if err != nil {
 		b.Fatal(err)
@@ -16,7 +20,8 @@ func benchEvaluate(b *testing.B, flag *v1beta1.Flag, segments SegmentLookup, raw
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res := cache.Get(flag, segments).Evaluate(b.Context(), flag, nil, Request{Context: c, Now: now})
+		req.Context = c
+		res := cache.Get(flag, segments).Evaluate(b.Context(), flag, nil, req)
 		if res.Reason == ReasonError {
 			b.Fatal(res.ErrorMessage)
 		}
@@ -46,5 +51,24 @@ func BenchmarkEvaluate(b *testing.B) {
 			f.Spec.Rules = append(f.Spec.Rules, v1beta1.Rule{Name: fmt.Sprintf("r%d", i), When: fmt.Sprintf(`context.n == %d`, i), Variant: "on"})
 		}
 		benchEvaluate(b, f, lookup(), `{"targetingKey":"user-1","n":99}`)
+	})
+}
+
+// BenchmarkEvaluateExplained is what an explanation costs on top of
+// BenchmarkEvaluate's cases (docs/benchmarks.md).
+func BenchmarkEvaluateExplained(b *testing.B) {
+	explained := Request{Now: now, Explain: true}
+	b.Run("one-cel-rule", func(b *testing.B) {
+		f := testFlag()
+		f.Spec.Rules = []v1beta1.Rule{{Name: "plan", When: `context.plan == "enterprise"`, Variant: "on"}}
+		benchEvaluateRequest(b, f, lookup(), `{"targetingKey":"user-1","plan":"enterprise"}`, explained)
+	})
+	b.Run("100-rules", func(b *testing.B) {
+		f := testFlag()
+		f.Spec.Rules = nil
+		for i := 0; i < 100; i++ {
+			f.Spec.Rules = append(f.Spec.Rules, v1beta1.Rule{Name: fmt.Sprintf("r%d", i), When: fmt.Sprintf(`context.n == %d`, i), Variant: "on"})
+		}
+		benchEvaluateRequest(b, f, lookup(), `{"targetingKey":"user-1","n":99}`, explained)
 	})
 }

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
+	"unicode/utf8"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 )
@@ -18,6 +21,10 @@ type Context struct {
 	// TargetingKey is the context's targetingKey member, if it has one.
 	TargetingKey    string
 	HasTargetingKey bool
+
+	// owned is the attributes map SetValues made, which a later SetValues
+	// may reuse (never the caller's values).
+	owned map[string]any
 }
 
 // ErrInvalidContext marks a context the engine cannot use.
@@ -111,4 +118,182 @@ func normalize(v any) any {
 		return f
 	}
 	return v
+}
+
+// Contexts converted by ContextFromValues are at most this large (a lower
+// bound of their JSON encoding, which escaping can make up to six times
+// longer) and this deep; larger or deeper ones take ParseContext's path,
+// whose caps then apply exactly.
+const (
+	maxDirectContextBytes = MaxContextBytes / 6
+	maxDirectContextDepth = 8
+)
+
+// ContextFromValues converts an in-process context (an OpenFeature SDK's
+// flattened context) into what ParseContext makes of the JSON that
+// encoding/json encodes it to, without encoding it: the Go provider's
+// answers are OFREP's for the same context. ok is false for what it does
+// not convert the same way (structs, times, typed maps and slices,
+// float32, floats beyond 2^53 that are whole numbers, strings that are not
+// UTF-8) and for large or deep contexts; the caller then encodes and
+// parses. values is not modified, and is used as it is when nothing in it
+// needs converting.
+func ContextFromValues(values map[string]any) (c *Context, ok bool, err error) {
+	c = &Context{}
+	if ok, err = c.SetValues(values); !ok || err != nil {
+		return nil, ok, err
+	}
+	return c, true, nil
+}
+
+// SetValues makes c what ContextFromValues(values) returns, reusing the
+// attributes map an earlier SetValues of c made (so a caller that keeps
+// Contexts, as the Go provider does in a pool, converts a context without
+// allocating). c is left unusable when ok is false or err is set.
+func (c *Context) SetValues(values map[string]any) (ok bool, err error) {
+	size := 0
+	if c.owned != nil {
+		clear(c.owned)
+	}
+	attrs, changed, ok := directObjectInto(values, c.owned, 1, &size)
+	if !ok || size > maxDirectContextBytes {
+		return false, nil
+	}
+	if changed {
+		c.owned = attrs
+	}
+	c.Attributes, c.TargetingKey, c.HasTargetingKey = attrs, "", false
+	if tk, present := attrs["targetingKey"]; present {
+		s, isString := tk.(string)
+		if !isString {
+			return true, fmt.Errorf("%w: targetingKey must be a string", ErrInvalidContext)
+		}
+		if len(s) > flagpole.MaxTargetingKeyLength {
+			return true, fmt.Errorf("%w: targetingKey is %d bytes, at most %d", ErrInvalidContext, len(s), flagpole.MaxTargetingKeyLength)
+		}
+		c.TargetingKey, c.HasTargetingKey = s, s != ""
+	}
+	return true, nil
+}
+
+// Release drops c's attributes (the caller's values, or its own copy,
+// cleared) so that a pooled Context keeps no one's data.
+func (c *Context) Release() {
+	if c.owned != nil {
+		clear(c.owned)
+	}
+	c.Attributes, c.TargetingKey, c.HasTargetingKey = nil, "", false
+}
+
+// directObject converts an object's members; it returns m itself (changed
+// false) when none changes.
+func directObject(m map[string]any, depth int, size *int) (_ map[string]any, changed, ok bool) {
+	return directObjectInto(m, nil, depth, size)
+}
+
+// directObjectInto is directObject copying, when it must, into reuse (an
+// empty map, or nil for a new one).
+func directObjectInto(m, reuse map[string]any, depth int, size *int) (_ map[string]any, changed, ok bool) {
+	if depth > maxDirectContextDepth {
+		return nil, false, false
+	}
+	var out map[string]any
+	for k, v := range m {
+		if !utf8.ValidString(k) {
+			return nil, false, false
+		}
+		*size += len(k) + 4
+		nv, changed, ok := directValue(v, depth, size)
+		if !ok || *size > maxDirectContextBytes {
+			return nil, false, false
+		}
+		if changed && out == nil {
+			out = reuse
+			if out == nil {
+				out = make(map[string]any, len(m))
+			}
+			for k2, v2 := range m {
+				out[k2] = v2
+			}
+		}
+		if out != nil {
+			out[k] = nv
+		}
+	}
+	if out == nil {
+		return m, false, true
+	}
+	return out, true, true
+}
+
+// directValue converts one value as its JSON encoding would be parsed:
+// whole numbers are int64, others float64.
+func directValue(v any, depth int, size *int) (out any, changed, ok bool) {
+	*size += 8
+	switch t := v.(type) {
+	case nil, bool:
+		return v, false, true
+	case string:
+		*size += len(t)
+		return v, false, utf8.ValidString(t)
+	case int64:
+		return v, false, true
+	case int:
+		return int64(t), true, true
+	case int32:
+		return int64(t), true, true
+	case int16:
+		return int64(t), true, true
+	case int8:
+		return int64(t), true, true
+	case uint8:
+		return int64(t), true, true
+	case uint16:
+		return int64(t), true, true
+	case uint32:
+		return int64(t), true, true
+	case uint:
+		return directUint(uint64(t))
+	case uint64:
+		return directUint(t)
+	case float64:
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return nil, false, false // encoding/json refuses them: let it say so
+		}
+		if t == math.Trunc(t) {
+			if math.Abs(t) > 1<<53 {
+				return nil, false, false
+			}
+			return int64(t), true, true
+		}
+		return v, false, true
+	case map[string]any:
+		return directObject(t, depth+1, size)
+	case []any:
+		var out []any
+		for i, e := range t {
+			ne, ch, ok := directValue(e, depth+1, size)
+			if !ok {
+				return nil, false, false
+			}
+			if ch && out == nil {
+				out = slices.Clone(t)
+			}
+			if out != nil {
+				out[i] = ne
+			}
+		}
+		if out == nil {
+			return v, false, true
+		}
+		return out, true, true
+	}
+	return nil, false, false
+}
+
+func directUint(u uint64) (any, bool, bool) {
+	if u <= math.MaxInt64 {
+		return int64(u), true, true
+	}
+	return float64(u), true, true
 }

@@ -10,22 +10,25 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/cel-go/common/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 
+	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 )
 
-// OpenFeature resolution reasons.
+// OpenFeature resolution reasons (defined beside the API types, which
+// count them in usage).
 const (
-	ReasonStatic         = "STATIC"
-	ReasonTargetingMatch = "TARGETING_MATCH"
-	ReasonSplit          = "SPLIT"
-	ReasonDefault        = "DEFAULT"
-	ReasonDisabled       = "DISABLED"
-	ReasonError          = "ERROR"
+	ReasonStatic         = flagpole.ReasonStatic
+	ReasonTargetingMatch = flagpole.ReasonTargetingMatch
+	ReasonSplit          = flagpole.ReasonSplit
+	ReasonDefault        = flagpole.ReasonDefault
+	ReasonDisabled       = flagpole.ReasonDisabled
+	ReasonError          = flagpole.ReasonError
 )
 
 // OpenFeature error codes.
@@ -54,6 +57,14 @@ type Compiled struct {
 	// What it was compiled from, to tell when it is stale.
 	generation int64
 	segments   map[string]segmentKey
+	// plans are the weights in effect of the rules with a plan, from the
+	// flag's status: a plan's step changes no generation.
+	plans []planWeight
+}
+
+type planWeight struct {
+	rule   string
+	weight int32
 }
 
 type segmentKey struct {
@@ -64,10 +75,12 @@ type segmentKey struct {
 type rule struct {
 	name     string
 	segments []*segment // nil entry: the segment does not exist, the rule cannot match
-	when     *Program
-	whenErr  error
-	variant  string
-	rollout  *rollout
+	// segmentNames are the names of segments, for explanations.
+	segmentNames []string
+	when         *Program
+	whenErr      error
+	variant      string
+	rollout      *rollout
 }
 
 type rollout struct {
@@ -75,6 +88,7 @@ type rollout struct {
 	bucketByErr error
 	dist        []v1beta1.WeightedVariant
 	bucketing   v1beta1.RolloutBucketing
+	plan        *planSplit
 }
 
 type segment struct {
@@ -103,7 +117,7 @@ func CompileFlag(flag *v1beta1.Flag, segments SegmentLookup) *Compiled {
 	}
 	compiledSegments := map[string]*segment{}
 	for _, r := range flag.Spec.Rules {
-		cr := rule{name: r.Name, variant: string(r.Variant)}
+		cr := rule{name: r.Name, variant: string(r.Variant), segmentNames: r.Segments}
 		for _, name := range r.Segments {
 			seg, seen := compiledSegments[name]
 			if !seen {
@@ -122,6 +136,11 @@ func CompileFlag(flag *v1beta1.Flag, segments SegmentLookup) *Compiled {
 		}
 		if r.Rollout != nil {
 			ro := &rollout{dist: r.Rollout.Distribution, bucketing: r.Rollout.Bucketing}
+			if r.Rollout.Plan != nil {
+				w := PlanWeight(flag, r.Name)
+				c.plans = append(c.plans, planWeight{rule: r.Name, weight: w})
+				ro.plan = newPlanSplit(r.Rollout.Plan, r.Rollout.Distribution, w)
+			}
 			if r.Rollout.BucketBy != "" {
 				ro.bucketBy, ro.bucketByErr = CompileExpression(r.Rollout.BucketBy, BucketKey, true)
 			}
@@ -144,6 +163,11 @@ func compileSegment(s *v1beta1.Segment) *segment {
 func (c *Compiled) upToDate(flag *v1beta1.Flag, segments SegmentLookup) bool {
 	if c.generation != flag.Generation {
 		return false
+	}
+	for _, p := range c.plans {
+		if PlanWeight(flag, p.rule) != p.weight {
+			return false
+		}
 	}
 	for name, key := range c.segments {
 		s := segments(name)
@@ -172,6 +196,9 @@ type Request struct {
 	// flag one request evaluates (see Budget). Nil gives this evaluation a
 	// budget of its own.
 	Budget *Budget
+	// Explain asks for the result's Explanation. Without it the engine
+	// records nothing: the verdicts it takes anyway are dropped.
+	Explain bool
 }
 
 // Evaluate resolves flag for req. revision is the flag object the answer is
@@ -185,12 +212,15 @@ func (c *Compiled) Evaluate(ctx context.Context, revision *v1beta1.Flag, overrid
 		Metadata: v1beta1.EvaluationMetadata{ResourceVersion: revision.ResourceVersion, Generation: revision.Generation},
 	}
 	if req.ExpectedType != "" && req.ExpectedType != c.flagType {
-		return fail(res, ErrorTypeMismatch, fmt.Sprintf("flag %q is of type %s, not %s", c.key, c.flagType, req.ExpectedType))
+		res = fail(res, ErrorTypeMismatch, fmt.Sprintf("flag %q is of type %s, not %s", c.key, c.flagType, req.ExpectedType))
+		explain(&res, req.Explain, v1beta1.DecisionTypeMismatch, nil)
+		return res
 	}
 	if c.disabled {
 		// The kill switch serves the flag's default, if it has one.
 		res.Reason = ReasonDisabled
 		c.serve(&res, c.defaultVariant)
+		explain(&res, req.Explain, v1beta1.DecisionDisabled, nil)
 		return res
 	}
 	if req.Now.IsZero() {
@@ -204,11 +234,14 @@ func (c *Compiled) Evaluate(ctx context.Context, revision *v1beta1.Flag, overrid
 		res.Reason = ReasonTargetingMatch
 		res.Metadata.Override = o.Name
 		c.serve(&res, string(o.Spec.Variant))
+		explain(&res, req.Explain, v1beta1.DecisionOverride, nil)
 		return res
 	}
 
 	if len(c.rules) == 0 {
-		return c.fallThrough(res)
+		c.fallThrough(&res)
+		explain(&res, req.Explain, v1beta1.DecisionDefault, nil)
+		return res
 	}
 	sc := &evalScope{
 		ctx:    ctx,
@@ -225,42 +258,64 @@ func (c *Compiled) Evaluate(ctx context.Context, revision *v1beta1.Flag, overrid
 		sc.ownBudget = fullBudget()
 		sc.budget = &sc.ownBudget
 	}
+	// tried holds the verdicts for an explanation; it stays nil otherwise.
+	var tried []v1beta1.RuleExplanation
 	for i := range c.rules {
 		r := &c.rules[i]
-		matched, code, err := r.matches(sc)
-		if err != nil {
-			res.Metadata.Rule = r.name
-			return fail(res, code, err.Error())
+		v := r.matches(sc)
+		if req.Explain {
+			tried = append(tried, v.explain(r))
 		}
-		if !matched {
+		if v.outcome == outcomeError {
+			res.Metadata.Rule = r.name
+			res = fail(res, v.code, v.err.Error())
+			explain(&res, req.Explain, v1beta1.DecisionRule, tried)
+			return res
+		}
+		if v.outcome != outcomeMatched {
 			continue
 		}
 		res.Metadata.Rule = r.name
 		if r.rollout == nil {
 			res.Reason = ReasonTargetingMatch
 			c.serve(&res, r.variant)
+			explain(&res, req.Explain, v1beta1.DecisionRule, tried)
 			return res
 		}
 		variant, code, err := r.rollout.pick(sc)
 		if err != nil {
-			return fail(res, code, err.Error())
+			res = fail(res, code, err.Error())
+			if req.Explain {
+				tried[len(tried)-1] = v1beta1.RuleExplanation{Name: r.name, Outcome: v1beta1.RuleOutcomeError, Message: err.Error()}
+				explain(&res, true, v1beta1.DecisionRule, tried)
+			}
+			return res
 		}
 		res.Reason = ReasonSplit
 		c.serve(&res, variant)
+		explain(&res, req.Explain, v1beta1.DecisionRule, tried)
 		return res
 	}
 
-	return c.fallThrough(res)
+	c.fallThrough(&res)
+	explain(&res, req.Explain, v1beta1.DecisionDefault, tried)
+	return res
+}
+
+// explain adds the explanation to res when the request asked for one (on).
+func explain(res *v1beta1.FlagEvaluation, on bool, d v1beta1.Decision, rules []v1beta1.RuleExplanation) {
+	if on {
+		res.Explanation = &v1beta1.Explanation{Decision: d, Rules: rules}
+	}
 }
 
 // fallThrough answers when no override or rule decided.
-func (c *Compiled) fallThrough(res v1beta1.FlagEvaluation) v1beta1.FlagEvaluation {
+func (c *Compiled) fallThrough(res *v1beta1.FlagEvaluation) {
 	res.Reason = ReasonDefault
 	if len(c.rules) == 0 && c.defaultVariant != "" {
 		res.Reason = ReasonStatic
 	}
-	c.serve(&res, c.defaultVariant)
-	return res
+	c.serve(res, c.defaultVariant)
 }
 
 // serve fills in variant and value; an empty variant leaves both unset, so
@@ -303,8 +358,9 @@ func (s site) String() string {
 
 // run evaluates an expression (compiled as p, or failed to compile with
 // compileErr) for the scope. absent is true when it read a key the context
-// lacks, which its caller decides the meaning of; a compile error is the
-// answer with PARSE_ERROR, any other runtime error with GENERAL.
+// lacks, which its caller decides the meaning of (err then says which key);
+// a compile error is the answer with PARSE_ERROR, any other runtime error
+// with GENERAL.
 func (sc *evalScope) run(p *Program, compileErr error, at site) (v any, absent bool, code string, err error) {
 	if compileErr != nil {
 		return nil, false, ErrorParse, fmt.Errorf("%s: %v", at, compileErr)
@@ -312,58 +368,134 @@ func (sc *evalScope) run(p *Program, compileErr error, at site) (v any, absent b
 	v, err = p.eval(sc.ctx, &sc.act, sc.budget)
 	switch {
 	case errors.Is(err, errAbsentKey):
-		return nil, true, "", nil
+		return nil, true, "", err
 	case err != nil:
 		return nil, false, runtimeErrorCode(err), fmt.Errorf("%s: %v", at, err)
 	}
 	return v, false, "", nil
 }
 
+// outcome is what trying a rule, or one of its segments, came to: the
+// engine's own small form of v1beta1.RuleOutcome, which only an
+// explanation spells out.
+type outcome uint8
+
+const (
+	outcomeMatched outcome = iota
+	outcomeFalse
+	outcomeMissingAttribute
+	outcomeExcluded
+	outcomeSegmentNotFound
+	outcomeError
+)
+
+var ruleOutcomes = [...]v1beta1.RuleOutcome{
+	outcomeMatched:          v1beta1.RuleOutcomeMatched,
+	outcomeFalse:            v1beta1.RuleOutcomeFalse,
+	outcomeMissingAttribute: v1beta1.RuleOutcomeMissingAttribute,
+	outcomeExcluded:         v1beta1.RuleOutcomeExcluded,
+	outcomeSegmentNotFound:  v1beta1.RuleOutcomeSegmentNotFound,
+	outcomeError:            v1beta1.RuleOutcomeError,
+}
+
+// verdict is what trying a rule came to: an outcome; the index of the
+// segment it is about in the rule's segments, or -1 for the rule's own
+// when; for an Error the code and error that are the answer (for a
+// MissingAttribute or a segment that includes nobody, err says more).
+type verdict struct {
+	outcome outcome
+	segment int
+	code    string
+	err     error
+}
+
+var matched = verdict{outcome: outcomeMatched, segment: -1}
+
+// explain turns the verdict into the rule's line of an explanation.
+func (v verdict) explain(r *rule) v1beta1.RuleExplanation {
+	e := v1beta1.RuleExplanation{Name: r.name, Outcome: ruleOutcomes[v.outcome]}
+	if v.segment >= 0 {
+		e.Segment = r.segmentNames[v.segment]
+	}
+	switch v.outcome {
+	case outcomeFalse:
+		e.Message = "when is false"
+		if v.segment >= 0 {
+			e.Message = "the segment's when is false"
+		}
+	case outcomeExcluded:
+		e.Message = "the segment excludes the targeting key"
+	case outcomeSegmentNotFound:
+		e.Message = "no such segment: a rule naming a segment that does not exist matches no one"
+	}
+	if v.err != nil {
+		e.Message = v.err.Error()
+	}
+	if v.outcome == outcomeMissingAttribute {
+		if _, key, ok := strings.Cut(e.Message, absentKeyPrefix); ok {
+			e.Message = fmt.Sprintf("the context has no %q, which when reads", key)
+			if v.segment >= 0 {
+				e.Message = fmt.Sprintf("the context has no %q, which the segment's when reads", key)
+			}
+		}
+	}
+	return e
+}
+
 // predicate runs a `when` (a rule's or a segment's). One that reads a key
 // the context lacks does not match, as an attribute missing from the
 // context does not match in flagd, LaunchDarkly, Unleash or Flipt; any
 // other runtime error is the answer.
-func (sc *evalScope) predicate(p *Program, compileErr error, at site) (bool, string, error) {
+func (sc *evalScope) predicate(p *Program, compileErr error, at site) verdict {
 	v, absent, code, err := sc.run(p, compileErr, at)
-	if absent || err != nil {
-		return false, code, err
+	switch {
+	case absent:
+		return verdict{outcome: outcomeMissingAttribute, segment: -1, err: err}
+	case err != nil:
+		return verdict{outcome: outcomeError, segment: -1, code: code, err: err}
+	case !v.(bool):
+		return verdict{outcome: outcomeFalse, segment: -1}
 	}
-	return v.(bool), "", nil
+	return matched
 }
 
-// matches reports whether the rule applies to the context: every segment
-// it names contains the context, and its `when`, if any, holds.
-func (r *rule) matches(sc *evalScope) (bool, string, error) {
-	for _, s := range r.segments {
+// matches says whether the rule applies to the context: every segment it
+// names contains the context, and its `when`, if any, holds.
+func (r *rule) matches(sc *evalScope) verdict {
+	for i, s := range r.segments {
 		if s == nil {
 			// A segment that does not exist (yet) matches no one.
-			return false, "", nil
+			return verdict{outcome: outcomeSegmentNotFound, segment: i}
 		}
-		in, code, err := s.contains(sc)
-		if err != nil || !in {
-			return false, code, err
+		if v := s.contains(sc); v.outcome != outcomeMatched {
+			v.segment = i
+			return v
 		}
 	}
 	if r.when == nil && r.whenErr == nil {
-		return true, "", nil
+		return matched
 	}
 	return sc.predicate(r.when, r.whenErr, site{kind: "rule", rule: r.name})
 }
 
-func (s *segment) contains(sc *evalScope) (bool, string, error) {
+func (s *segment) contains(sc *evalScope) verdict {
 	if sc.eval.HasTargetingKey {
 		if s.include.Has(sc.eval.TargetingKey) {
-			return true, "", nil
+			return matched
 		}
 		if s.exclude.Has(sc.eval.TargetingKey) {
-			return false, "", nil
+			return verdict{outcome: outcomeExcluded}
 		}
 	}
 	if s.when == nil && s.whenErr == nil {
-		return false, "", nil
+		return verdict{outcome: outcomeFalse, err: errNotIncluded}
 	}
 	return sc.predicate(s.when, s.whenErr, site{kind: "segment"})
 }
+
+// errNotIncluded explains a segment without a when that does not list the
+// targeting key.
+var errNotIncluded = errors.New("the segment has no when and does not include the targeting key")
 
 // pick buckets the context. A bucketBy that reads a key the context lacks
 // falls back to flagKey + targetingKey, as flagd's fractional operator does
@@ -373,12 +505,14 @@ func (ro *rollout) pick(sc *evalScope) (string, string, error) {
 	if ro.bucketBy != nil || ro.bucketByErr != nil {
 		v, absent, code, err := sc.run(ro.bucketBy, ro.bucketByErr, site{kind: "bucketBy"})
 		switch {
+		case absent && !sc.eval.HasTargetingKey:
+			return "", ErrorTargetingKeyMissing, fmt.Errorf("bucketBy reads a key the context lacks, and there is no targetingKey to bucket by instead")
+		case absent:
+			// Bucket by the targeting key, below.
 		case err != nil:
 			return "", code, err
-		case !absent:
+		default:
 			return ro.variant(v.(string))
-		case !sc.eval.HasTargetingKey:
-			return "", ErrorTargetingKeyMissing, fmt.Errorf("bucketBy reads a key the context lacks, and there is no targetingKey to bucket by instead")
 		}
 	} else if !sc.eval.HasTargetingKey {
 		return "", ErrorTargetingKeyMissing, fmt.Errorf("a percentage rollout needs a targetingKey in the context (or a bucketBy expression)")
@@ -392,13 +526,13 @@ func (ro *rollout) variant(key string) (string, string, error) {
 		if i < 0 {
 			return "", ErrorGeneral, fmt.Errorf("the key falls past the last bucket of flagd's fractional-v1 bucketing (where flagd answered its empty variant)")
 		}
-		return string(ro.dist[i].Variant), "", nil
+		return ro.plan.pick(key, string(ro.dist[i].Variant)), "", nil
 	}
 	i := Bucket(key, ro.dist)
 	if i < 0 {
 		return "", ErrorGeneral, fmt.Errorf("rollout weights add up to zero")
 	}
-	return string(ro.dist[i].Variant), "", nil
+	return ro.plan.pick(key, string(ro.dist[i].Variant)), "", nil
 }
 
 // liveOverride picks the override that decides, if any: unexpired, for this

@@ -28,23 +28,21 @@ import (
 	listers "github.com/flagpole-dev/flagpole/pkg/generated/listers/flagpole/v1beta1"
 )
 
-// OverridesByFlagIndex indexes FlagOverrides by "<namespace>/<spec.flag>",
-// the flag they override.
-const OverridesByFlagIndex = "flagpole.dev/overrides-by-flag"
-
 // ErrNotSynced is what Check says until every cache has synced.
 var ErrNotSynced = errors.New("flag, segment and override caches have not synced yet")
 
-// Observer is told of every evaluation and of every deleted flag: metrics
-// and usage counting observe evaluations this way.
+// Observer is told of every evaluation and of every deleted flag: metrics,
+// trace events and usage counting observe evaluations this way.
 type Observer interface {
-	// Evaluated is called once per evaluated flag (not for a key without a
-	// flag), after the engine answered; took is the engine's time. flags
-	// tells whether a flag still exists, for observers that must not bring
-	// back what Deleted removed.
-	Evaluated(namespace, name string, res *v1beta1.FlagEvaluation, took time.Duration, flags FlagExister)
+	// Evaluated is called once per evaluated flag, after the engine
+	// answered: ctx is the request's, at when the evaluation began, took the
+	// engine's time. flags tells whether a flag still exists, for observers
+	// that must not bring back what Deleted removed.
+	Evaluated(ctx context.Context, f *v1beta1.Flag, res v1beta1.FlagEvaluation, at time.Time, took time.Duration, flags FlagExister)
+	// NotFound is called for a key that names no flag.
+	NotFound(ctx context.Context, namespace, key string)
 	// Deleted is called when a flag is deleted.
-	Deleted(namespace, name string)
+	Deleted(f *v1beta1.Flag)
 }
 
 // FlagExister tells whether a flag exists.
@@ -57,11 +55,13 @@ type FlagExister interface {
 type Evaluator struct {
 	flags     listers.FlagLister
 	segments  listers.SegmentLister
-	overrides cache.Indexer
 	compiled  *evaluation.Cache
 	clock     clock.PassiveClock
 	synced    []cache.InformerSynced
 	observers []Observer
+	// index is what one flag's evaluation looks its flag and overrides up
+	// in (each evaluation needs only its own flag's overrides).
+	index *index
 }
 
 // New registers the informers it reads with factory (the caller starts it)
@@ -69,27 +69,31 @@ type Evaluator struct {
 func New(factory informers.SharedInformerFactory, c clock.PassiveClock, observers ...Observer) (*Evaluator, error) {
 	v1 := factory.Flagpole().V1beta1()
 	flagInformer, segmentInformer, overrideInformer := v1.Flags(), v1.Segments(), v1.FlagOverrides()
-	// Each evaluation needs only its own flag's overrides: an index, not a
-	// list of the namespace's overrides per call.
-	if err := overrideInformer.Informer().AddIndexers(cache.Indexers{OverridesByFlagIndex: overridesByFlag}); err != nil {
-		return nil, err
-	}
 	e := &Evaluator{
 		flags:     flagInformer.Lister(),
 		segments:  segmentInformer.Lister(),
-		overrides: overrideInformer.Informer().GetIndexer(),
 		compiled:  evaluation.NewCache(),
 		clock:     c,
 		synced:    []cache.InformerSynced{flagInformer.Informer().HasSynced, segmentInformer.Informer().HasSynced, overrideInformer.Informer().HasSynced},
 		observers: observers,
+		index:     newIndex(),
 	}
+	flagIndexed, err := flagInformer.Informer().AddEventHandler(e.index.flagHandler())
+	if err != nil {
+		return nil, err
+	}
+	overridesIndexed, err := overrideInformer.Informer().AddEventHandler(e.index.overrideHandler())
+	if err != nil {
+		return nil, err
+	}
+	e.synced = append(e.synced, flagIndexed.HasSynced, overridesIndexed.HasSynced)
 	// Drop compiled flags, and tell observers, when flags are deleted.
 	if _, err := flagInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		DeleteFunc: func(obj any) {
 			if f, ok := Unwrap(obj).(*v1beta1.Flag); ok {
 				e.compiled.Forget(f.UID)
 				for _, o := range e.observers {
-					o.Deleted(f.Namespace, f.Name)
+					o.Deleted(f)
 				}
 			}
 		},
@@ -99,12 +103,16 @@ func New(factory informers.SharedInformerFactory, c clock.PassiveClock, observer
 	return e, nil
 }
 
-func overridesByFlag(obj any) ([]string, error) {
-	o, ok := obj.(*v1beta1.FlagOverride)
-	if !ok {
-		return nil, nil
-	}
-	return []string{o.Namespace + "/" + o.Spec.Flag}, nil
+// AddIndexedHandler tells flags and overrides of every change of a flag or
+// an override once evaluation answers from it: what announces a change to
+// clients (OFREP's event streams, the Go provider's configuration-change
+// events) registers here, not on the informers, whose handlers run in no
+// order among themselves, so that a client re-evaluating at once gets the
+// new answer. Register before the informers start.
+func (e *Evaluator) AddIndexedHandler(flags, overrides cache.ResourceEventHandler) {
+	e.index.thenMu.Lock()
+	defer e.index.thenMu.Unlock()
+	e.index.then = append(e.index.then, indexed{flags: flags, overrides: overrides})
 }
 
 // HasSynced is true once every cache has its first full state.
@@ -166,46 +174,68 @@ func (e *Evaluator) FlagsNaming(s *v1beta1.Segment) []*v1beta1.Flag {
 // Overrides lists the overrides of one flag, expired ones included (the
 // engine ignores those).
 func (e *Evaluator) Overrides(namespace, flag string) []*v1beta1.FlagOverride {
-	objs, err := e.overrides.ByIndex(OverridesByFlagIndex, namespace+"/"+flag)
-	if err != nil || len(objs) == 0 {
-		return nil
-	}
-	out := make([]*v1beta1.FlagOverride, 0, len(objs))
-	for _, o := range objs {
-		out = append(out, o.(*v1beta1.FlagOverride))
-	}
-	return out
+	// Shared by every caller, never changed: the engine only reads it.
+	return e.index.flagOverrides(namespace, flag)
 }
 
 // Compile returns the flag compiled with the segments it names, from the
 // cache while neither has changed.
 func (e *Evaluator) Compile(f *v1beta1.Flag) *evaluation.Compiled {
-	return e.compiled.Get(f, e.SegmentLookup(f.Namespace))
+	lookup := noSegments
+	for _, r := range f.Spec.Rules {
+		if len(r.Segments) > 0 {
+			lookup = e.SegmentLookup(f.Namespace)
+			break
+		}
+	}
+	return e.compiled.Get(f, lookup)
+}
+
+// noSegments is the lookup of a flag that names none: never called, and
+// unlike a namespace's lookup it costs nothing to pass on every evaluation.
+func noSegments(string) *v1beta1.Segment { return nil }
+
+// Options are what a caller asks of an evaluation besides its context.
+type Options struct {
+	// ExpectedType, when set, must be the flag's type: another type answers
+	// TYPE_MISMATCH. Empty accepts any.
+	ExpectedType v1beta1.FlagType
+	// Explain asks for each result's explanation (the engine's
+	// Request.Explain); without it none is made.
+	Explain bool
 }
 
 // evaluate answers one flag. ctx is the request: CEL stops when it ends.
 // budget is the request's (nil: this evaluation's own).
-func (e *Evaluator) evaluate(ctx context.Context, f *v1beta1.Flag, c *evaluation.Context, expected v1beta1.FlagType, now time.Time, budget *evaluation.Budget) v1beta1.FlagEvaluation {
+func (e *Evaluator) evaluate(ctx context.Context, f *v1beta1.Flag, c *evaluation.Context, opts Options, now time.Time, budget *evaluation.Budget) v1beta1.FlagEvaluation {
 	start := time.Now()
-	res := e.Compile(f).Evaluate(ctx, f, e.Overrides(f.Namespace, f.Name), evaluation.Request{Context: c, ExpectedType: expected, Now: now, Budget: budget})
+	res := e.Compile(f).Evaluate(ctx, f, e.Overrides(f.Namespace, f.Name),
+		evaluation.Request{Context: c, ExpectedType: opts.ExpectedType, Now: now, Budget: budget, Explain: opts.Explain})
 	if len(e.observers) > 0 {
 		took := time.Since(start)
 		for _, o := range e.observers {
-			o.Evaluated(f.Namespace, f.Name, &res, took, e)
+			o.Evaluated(ctx, f, res, start, took, e)
 		}
 	}
 	return res
 }
 
-// Evaluate evaluates one flag; found is false when there is no such flag.
-// An empty expected type accepts any. CEL stops when ctx ends, and the
-// flag's expressions share one request budget (evaluation.Budget).
-func (e *Evaluator) Evaluate(ctx context.Context, namespace, key string, c *evaluation.Context, expected v1beta1.FlagType) (res v1beta1.FlagEvaluation, found bool) {
-	f, err := e.flags.Flags(namespace).Get(key)
-	if err != nil {
-		return evaluation.NotFound(key), false
+func (e *Evaluator) notFound(ctx context.Context, namespace, key string) v1beta1.FlagEvaluation {
+	for _, o := range e.observers {
+		o.NotFound(ctx, namespace, key)
 	}
-	return e.evaluate(ctx, f, c, expected, e.clock.Now(), nil), true
+	return evaluation.NotFound(key)
+}
+
+// Evaluate evaluates one flag; found is false when there is no such flag.
+// CEL stops when ctx ends, and the flag's expressions share one request
+// budget (evaluation.Budget).
+func (e *Evaluator) Evaluate(ctx context.Context, namespace, key string, c *evaluation.Context, opts Options) (res v1beta1.FlagEvaluation, found bool) {
+	f := e.index.flag(namespace, key)
+	if f == nil {
+		return e.notFound(ctx, namespace, key), false
+	}
+	return e.evaluate(ctx, f, c, opts, e.clock.Now(), nil), true
 }
 
 // EvaluateAll evaluates the flags named by keys (a key without a flag
@@ -213,25 +243,25 @@ func (e *Evaluator) Evaluate(ctx context.Context, namespace, key string, c *eval
 // results are ordered by key. All of them share one request budget
 // (evaluation.Budget): once it is spent, the flags that still need CEL
 // answer ERROR/GENERAL. CEL stops when ctx ends.
-func (e *Evaluator) EvaluateAll(ctx context.Context, namespace string, keys []string, selector labels.Selector, c *evaluation.Context) []v1beta1.FlagEvaluation {
+func (e *Evaluator) EvaluateAll(ctx context.Context, namespace string, keys []string, selector labels.Selector, c *evaluation.Context, opts Options) []v1beta1.FlagEvaluation {
 	now := e.clock.Now()
 	budget := evaluation.NewBudget()
 	var results []v1beta1.FlagEvaluation
 	if len(keys) > 0 {
 		for _, key := range keys {
-			f, err := e.flags.Flags(namespace).Get(key)
-			if err != nil {
-				results = append(results, evaluation.NotFound(key))
+			f := e.index.flag(namespace, key)
+			if f == nil {
+				results = append(results, e.notFound(ctx, namespace, key))
 				continue
 			}
 			if selector.Matches(labels.Set(f.Labels)) {
-				results = append(results, e.evaluate(ctx, f, c, "", now, budget))
+				results = append(results, e.evaluate(ctx, f, c, opts, now, budget))
 			}
 		}
 	} else {
 		flags, _ := e.flags.Flags(namespace).List(selector)
 		for _, f := range flags {
-			results = append(results, e.evaluate(ctx, f, c, "", now, budget))
+			results = append(results, e.evaluate(ctx, f, c, opts, now, budget))
 		}
 	}
 	sort.Slice(results, func(i, j int) bool { return results[i].Key < results[j].Key })

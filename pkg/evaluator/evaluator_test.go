@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"context"
+	"k8s.io/client-go/tools/cache"
 	"slices"
 	"sync"
 	"testing"
@@ -33,22 +34,29 @@ func boolFlag(ns, name string, rules ...v1beta1.Rule) *v1beta1.Flag {
 type recorder struct {
 	mu        sync.Mutex
 	evaluated []string
+	notFound  []string
 	deleted   []string
 }
 
-func (r *recorder) Evaluated(namespace, name string, res *v1beta1.FlagEvaluation, _ time.Duration, flags FlagExister) {
-	if !flags.FlagExists(namespace, name) {
+func (r *recorder) Evaluated(_ context.Context, f *v1beta1.Flag, res v1beta1.FlagEvaluation, _ time.Time, _ time.Duration, flags FlagExister) {
+	if !flags.FlagExists(f.Namespace, f.Name) {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.evaluated = append(r.evaluated, namespace+"/"+name+"="+res.Variant)
+	r.evaluated = append(r.evaluated, f.Namespace+"/"+f.Name+"="+res.Variant)
 }
 
-func (r *recorder) Deleted(namespace, name string) {
+func (r *recorder) NotFound(_ context.Context, namespace, key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.deleted = append(r.deleted, namespace+"/"+name)
+	r.notFound = append(r.notFound, namespace+"/"+key)
+}
+
+func (r *recorder) Deleted(f *v1beta1.Flag) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deleted = append(r.deleted, f.Namespace+"/"+f.Name)
 }
 
 func (r *recorder) deletions() []string {
@@ -86,6 +94,8 @@ func start(t *testing.T, now time.Time, observers []Observer, objects ...any) (*
 	t.Cleanup(cancel)
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
+	// Its own index is fed by the informers' handlers, a moment later.
+	cache.WaitForCacheSync(ctx.Done(), e.HasSynced)
 	if err := e.Check(); err != nil {
 		t.Fatalf("Check after sync: %v", err)
 	}
@@ -112,7 +122,7 @@ func TestOverridesByNamespaceAndFlag(t *testing.T) {
 		{"b", "f", "off", evaluation.ReasonStatic, ""},
 		{"a", "g", "off", evaluation.ReasonStatic, ""},
 	} {
-		res, found := e.Evaluate(t.Context(), tc.ns, tc.key, ctx, "")
+		res, found := e.Evaluate(t.Context(), tc.ns, tc.key, ctx, Options{})
 		if !found || res.Variant != tc.variant || res.Reason != tc.reason || res.Metadata.Override != tc.override {
 			t.Errorf("%s/%s: found=%v %+v, want %s %s override %q", tc.ns, tc.key, found, res, tc.variant, tc.reason, tc.override)
 		}
@@ -120,11 +130,14 @@ func TestOverridesByNamespaceAndFlag(t *testing.T) {
 	if got := e.Overrides("b", "f"); len(got) != 0 {
 		t.Errorf("overrides of b/f: %v", got)
 	}
-	if res, found := e.Evaluate(t.Context(), "b", "missing", ctx, ""); found || res.ErrorCode != evaluation.ErrorFlagNotFound {
+	if res, found := e.Evaluate(t.Context(), "b", "missing", ctx, Options{}); found || res.ErrorCode != evaluation.ErrorFlagNotFound {
 		t.Errorf("missing flag: found=%v %+v", found, res)
 	}
 	if want := []string{"a/f=on", "b/f=off", "a/g=off"}; !slices.Equal(rec.evaluated, want) {
-		t.Errorf("observed %v, want %v (a key without a flag is not observed)", rec.evaluated, want)
+		t.Errorf("observed %v, want %v (a key without a flag is not observed as evaluated)", rec.evaluated, want)
+	}
+	if want := []string{"b/missing"}; !slices.Equal(rec.notFound, want) {
+		t.Errorf("not found %v, want %v", rec.notFound, want)
 	}
 }
 
@@ -140,15 +153,15 @@ func TestEvaluateAllAndFlagsNaming(t *testing.T) {
 	e, client := start(t, now, []Observer{rec}, withSegment, labelled, boolFlag("a", "a-plain"), boolFlag("b", "z-segmented"), beta)
 
 	ctx := &evaluation.Context{TargetingKey: "u1", HasTargetingKey: true, Attributes: map[string]any{}}
-	all := e.EvaluateAll(t.Context(), "a", nil, labels.Everything(), ctx)
+	all := e.EvaluateAll(t.Context(), "a", nil, labels.Everything(), ctx, Options{})
 	if len(all) != 3 || all[0].Key != "a-plain" || all[1].Key != "m-labelled" || all[2].Key != "z-segmented" || all[2].Variant != "on" {
 		t.Errorf("all of a: %+v", all)
 	}
-	selected := e.EvaluateAll(t.Context(), "a", nil, labels.SelectorFromSet(labels.Set{"team": "x"}), ctx)
+	selected := e.EvaluateAll(t.Context(), "a", nil, labels.SelectorFromSet(labels.Set{"team": "x"}), ctx, Options{})
 	if len(selected) != 1 || selected[0].Key != "m-labelled" {
 		t.Errorf("team=x: %+v", selected)
 	}
-	named := e.EvaluateAll(t.Context(), "a", []string{"z-segmented", "nope"}, labels.Everything(), ctx)
+	named := e.EvaluateAll(t.Context(), "a", []string{"z-segmented", "nope"}, labels.Everything(), ctx, Options{})
 	if len(named) != 2 || named[0].Key != "nope" || named[0].ErrorCode != evaluation.ErrorFlagNotFound || named[1].Variant != "on" {
 		t.Errorf("named: %+v", named)
 	}

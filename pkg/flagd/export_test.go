@@ -87,7 +87,7 @@ func TestExportFromRules(t *testing.T) {
 				exported = append(exported, f.Name)
 				again := mustImport(t, Options{Namespace: "ns", Fractional: frac}, Source{Name: f.Name, Data: doc})
 				for _, c := range loadCases(t, tc.cases) {
-					if c.Flag == f.Name && (c.Fractional == "" || c.Fractional == frac) {
+					if c.Flag == f.Name && (c.Fractional == "" || Fractional(c.Fractional) == frac) {
 						checkCase(t, again, c)
 					}
 				}

@@ -10,22 +10,14 @@ import (
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+	"github.com/flagpole-dev/flagpole/pkg/flagd/answers"
 )
 
 // now is the evaluation time of the tests ($flagd.timestamp).
 var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-type expectedCase struct {
-	Flag       string         `json:"flag"`
-	Context    map[string]any `json:"context"`
-	Variant    *string        `json:"variant"`
-	Reason     string         `json:"reason"`
-	ErrorCode  string         `json:"errorCode"`
-	Source     string         `json:"source"`
-	Fractional Fractional     `json:"fractional"`
-	Type       string         `json:"type"`
-	Note       string         `json:"note"`
-}
+// expectedCase is one recorded flagd answer.
+type expectedCase = answers.Case
 
 func readFile(t testing.TB, name string) []byte {
 	t.Helper()
@@ -38,13 +30,11 @@ func readFile(t testing.TB, name string) []byte {
 
 func loadCases(t testing.TB, name string) []expectedCase {
 	t.Helper()
-	var doc struct {
-		Cases []expectedCase `json:"cases"`
-	}
-	if err := json.Unmarshal(readFile(t, name), &doc); err != nil {
+	cases, err := answers.Load(filepath.Join("testdata", name))
+	if err != nil {
 		t.Fatal(err)
 	}
-	return doc.Cases
+	return cases
 }
 
 func mustImport(t testing.TB, opts Options, sources ...Source) *Result {
@@ -134,7 +124,7 @@ func TestImportedFlagsAnswerAsFlagd(t *testing.T) {
 				res := mustImport(t, Options{Namespace: "ns", Fractional: frac}, Source{Name: tc.flags, Data: readFile(t, tc.flags)})
 				n := 0
 				for _, c := range cases {
-					if c.Fractional != "" && c.Fractional != frac {
+					if c.Fractional != "" && Fractional(c.Fractional) != frac {
 						continue
 					}
 					checkCase(t, res, c)

@@ -98,29 +98,37 @@ type namespaceChanges struct {
 	subscribers map[chan struct{}]struct{}
 }
 
-// NewChanges registers event handlers on the factory's Flag, Segment and
-// FlagOverride informers; the caller starts the factory. Event streams are
-// bounded by limits.
-func NewChanges(factory informers.SharedInformerFactory, c clock.WithTickerAndDelayedExecution, limits StreamLimits) (*Changes, error) {
+// ChangeSource tells of changes of flags and overrides once evaluation
+// answers from them (evaluator.Evaluator): a client woken by an event
+// stream re-evaluates at once, and must get the new answer.
+type ChangeSource interface {
+	AddIndexedHandler(flags, overrides cache.ResourceEventHandler)
+}
+
+// NewChanges registers event handlers for flags and overrides with source
+// and on the factory's Segment informer; the caller starts the factory.
+// Event streams are bounded by limits.
+func NewChanges(factory informers.SharedInformerFactory, source ChangeSource, c clock.WithTickerAndDelayedExecution, limits StreamLimits) (*Changes, error) {
 	id := make([]byte, 6)
 	if _, err := rand.Read(id); err != nil {
 		return nil, err
 	}
 	registerMetrics()
 	ch := &Changes{server: hex.EncodeToString(id), clock: c, namespaces: map[string]*namespaceChanges{}, closed: make(chan struct{}), limits: limits}
-	v1 := factory.Flagpole().V1beta1()
-	for _, informer := range []cache.SharedIndexInformer{v1.Flags().Informer(), v1.Segments().Informer()} {
-		if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    ch.objectChanged,
-			UpdateFunc: func(_, obj any) { ch.objectChanged(obj) },
-			DeleteFunc: ch.objectChanged,
-		}); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := v1.FlagOverrides().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	source.AddIndexedHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    ch.objectChanged,
+		UpdateFunc: func(_, obj any) { ch.objectChanged(obj) },
+		DeleteFunc: ch.objectChanged,
+	}, cache.ResourceEventHandlerFuncs{
 		AddFunc:    ch.overrideChanged,
 		UpdateFunc: func(_, obj any) { ch.overrideChanged(obj) },
+		DeleteFunc: ch.objectChanged,
+	})
+	// Segments are read through their lister, which the informer updates
+	// before any handler runs.
+	if _, err := factory.Flagpole().V1beta1().Segments().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    ch.objectChanged,
+		UpdateFunc: func(_, obj any) { ch.objectChanged(obj) },
 		DeleteFunc: ch.objectChanged,
 	}); err != nil {
 		return nil, err

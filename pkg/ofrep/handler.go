@@ -44,6 +44,9 @@ type Handler struct {
 	// bulk lets identical bulk evaluations in flight at once (every
 	// listener re-fetching after the same change event) share one.
 	bulk singleflight.Group
+	// Tickets, when set, gives browser origins an event stream they can
+	// open (tickets.go).
+	Tickets *StreamTickets
 }
 
 // NewHandler returns the OFREP handler. changes feeds the event stream and
@@ -69,8 +72,12 @@ type success struct {
 }
 
 // metadata traces an answer to a flag revision. OFREP metadata values are
-// booleans, strings or numbers only.
+// booleans, strings or numbers only. flagSetId and version are the names
+// OpenFeature SDKs' telemetry hooks read into feature_flag.set.id and
+// feature_flag.version (strings both): the namespace, and the generation.
 type metadata struct {
+	FlagSetID       string `json:"flagSetId,omitempty"`
+	Version         string `json:"version,omitempty"`
 	ResourceVersion string `json:"resourceVersion,omitempty"`
 	Generation      int64  `json:"generation,omitempty"`
 	Rule            string `json:"rule,omitempty"`
@@ -181,12 +188,15 @@ func (h *Handler) serveFlag(w http.ResponseWriter, req *http.Request, rt route) 
 	case res.ErrorCode != "":
 		writeJSON(w, http.StatusBadRequest, toFailure(res))
 	default:
-		writeJSON(w, http.StatusOK, toSuccess(res))
+		writeJSON(w, http.StatusOK, toSuccess(rt.namespace, res))
 	}
 }
 
 // bulkAnswer is an encoded bulk evaluation, as sent and gzipped.
 type bulkAnswer struct {
+	// resp is what body encodes, for answers that differ by requester
+	// (a browser's ticket); shared, so never modified.
+	resp          bulkResponse
 	body, gzipped []byte
 	etag          string
 }
@@ -219,6 +229,10 @@ func (h *Handler) serveFlags(w http.ResponseWriter, req *http.Request, rt route)
 		return
 	}
 	a := v.(*bulkAnswer)
+	if h.Tickets != nil && h.changes != nil && req.Header.Get(allowedOriginHeader) != "" {
+		h.serveBrowserFlags(w, req, rt, a.resp, a.etag)
+		return
+	}
 	body, etag := a.body, a.etag
 	w.Header().Add("Vary", "Accept-Encoding")
 	if a.gzipped != nil && acceptsGzip(req.Header.Get("Accept-Encoding")) {
@@ -245,7 +259,7 @@ func (h *Handler) evaluateAll(ctx context.Context, rt route, c *evaluation.Conte
 		if res.ErrorCode != "" {
 			resp.Flags = append(resp.Flags, toFailure(res))
 		} else {
-			resp.Flags = append(resp.Flags, toSuccess(res))
+			resp.Flags = append(resp.Flags, toSuccess(rt.namespace, res))
 		}
 	}
 	if h.changes != nil {
@@ -260,7 +274,7 @@ func (h *Handler) evaluateAll(ctx context.Context, rt route, c *evaluation.Conte
 	// answer would, whatever caused it (a flag, segment or override change, an
 	// override expiring, a rule reading `now`), and never matches an answer
 	// that differs (unlike a digest of configuration alone).
-	a := &bulkAnswer{body: body, etag: bodyETag(body)}
+	a := &bulkAnswer{resp: resp, body: body, etag: bodyETag(body)}
 	if len(body) >= gzipMinBytes {
 		var buf bytes.Buffer
 		zw := gzipWriters.Get().(*gzip.Writer)
@@ -315,12 +329,14 @@ func ifNoneMatch(header, etag string) bool {
 	return false
 }
 
-func toSuccess(res v1beta1.FlagEvaluation) success {
+func toSuccess(namespace string, res v1beta1.FlagEvaluation) success {
 	s := success{
 		Key:     res.Key,
 		Reason:  res.Reason,
 		Variant: res.Variant,
 		Metadata: metadata{
+			FlagSetID:       namespace,
+			Version:         strconv.FormatInt(res.Metadata.Generation, 10),
 			ResourceVersion: res.Metadata.ResourceVersion,
 			Generation:      res.Metadata.Generation,
 			Rule:            res.Metadata.Rule,

@@ -79,7 +79,7 @@ func TestSingleEvaluation(t *testing.T) {
 		want                     string
 	}{
 		{"success", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", `{"context":{"targetingKey":"u"}}`, 200,
-			`{"key":"new-checkout","value":true,"reason":"TARGETING_MATCH","variant":"on","metadata":{"resourceVersion":"7","generation":2,"rule":"staff"}}`},
+			`{"key":"new-checkout","value":true,"reason":"TARGETING_MATCH","variant":"on","metadata":{"flagSetId":"apps","version":"2","resourceVersion":"7","generation":2,"rule":"staff"}}`},
 		{"no body is an empty context", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/new-checkout", ``, 200, `"reason":"TARGETING_MATCH"`},
 		{"engine error", "POST", "/namespaces/apps/ofrep/v1/evaluate/flags/rollout", `{}`, 400,
 			`{"key":"rollout","errorCode":"TARGETING_KEY_MISSING","errorDetails":"needs a targetingKey"}`},

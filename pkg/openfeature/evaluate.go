@@ -5,36 +5,66 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"strconv"
+	"sync"
+	"unicode/utf8"
 
 	of "github.com/open-feature/go-sdk/openfeature"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	"github.com/flagpole-dev/flagpole/pkg/evaluation"
+	"github.com/flagpole-dev/flagpole/pkg/evaluator"
 )
 
 // Evaluate evaluates flag key for an OpenFeature flattened context, exactly
 // as the server's OFREP endpoint would; found is false when the namespace
 // has no such flag.
 func (p *Provider) Evaluate(ctx context.Context, key string, want v1beta1.FlagType, flatCtx of.FlattenedContext) (res v1beta1.FlagEvaluation, found bool) {
-	c, err := contextFrom(flatCtx)
+	c, release, err := contextFrom(flatCtx)
 	if err != nil {
 		return evaluation.InvalidContext(key, err), true
 	}
-	return p.source.Evaluate(ctx, p.namespace, key, c, want)
+	defer release()
+	return p.source.Evaluate(ctx, p.namespace, key, c, evaluator.Options{ExpectedType: want})
 }
 
-// contextFrom turns the SDK's flattened context into the engine's, through
-// JSON, so that an application's Go values (ints, times, structs) are seen
-// exactly as an OFREP client sending the same context would send them.
-func contextFrom(flatCtx of.FlattenedContext) (*evaluation.Context, error) {
+// contexts are the Contexts evaluations convert into: each keeps the
+// attributes map it made, so a context with values to convert (an int, a
+// nested map) costs no allocation once the pool is warm.
+var contexts = sync.Pool{New: func() any { return new(evaluation.Context) }}
+
+// emptyContext is every evaluation without a context: the engine only
+// reads it.
+var emptyContext = &evaluation.Context{Attributes: map[string]any{}}
+
+func noRelease() {}
+
+// contextFrom turns the SDK's flattened context into the engine's as an
+// OFREP client sending the same context would have it seen: directly for
+// the values JSON would carry unchanged (strings, numbers, booleans, maps
+// and lists of them), through JSON for the rest (times, structs). release
+// hands a pooled Context back once the evaluation is over.
+func contextFrom(flatCtx of.FlattenedContext) (c *evaluation.Context, release func(), err error) {
 	if len(flatCtx) == 0 {
-		return &evaluation.Context{Attributes: map[string]any{}}, nil
+		return emptyContext, noRelease, nil
 	}
+	pooled := contexts.Get().(*evaluation.Context)
+	ok, err := pooled.SetValues(flatCtx)
+	if ok {
+		if err != nil {
+			pooled.Release()
+			contexts.Put(pooled)
+			return nil, noRelease, err
+		}
+		return pooled, func() { pooled.Release(); contexts.Put(pooled) }, nil
+	}
+	contexts.Put(pooled)
 	raw, err := json.Marshal(flatCtx)
 	if err != nil {
-		return nil, err
+		return nil, noRelease, err
 	}
-	return evaluation.ParseContext(raw)
+	c, err = evaluation.ParseContext(raw)
+	return c, noRelease, err
 }
 
 func (p *Provider) resolve(ctx context.Context, key string, want v1beta1.FlagType, flatCtx of.FlattenedContext) (json.RawMessage, of.ProviderResolutionDetail) {
@@ -51,13 +81,7 @@ func (p *Provider) resolve(ctx context.Context, key string, want v1beta1.FlagTyp
 		detail.ResolutionError = resolutionError(res.ErrorCode, res.ErrorMessage)
 		return nil, detail
 	}
-	detail.FlagMetadata = of.FlagMetadata{"resourceVersion": res.Metadata.ResourceVersion, "generation": res.Metadata.Generation}
-	if res.Metadata.Rule != "" {
-		detail.FlagMetadata["rule"] = res.Metadata.Rule
-	}
-	if res.Metadata.Override != "" {
-		detail.FlagMetadata["override"] = res.Metadata.Override
-	}
+	detail.FlagMetadata = p.metadata.get(p.namespace, key, &res.Metadata)
 	if res.Value == nil {
 		return nil, detail
 	}
@@ -87,6 +111,11 @@ func decode[T any](raw json.RawMessage, detail of.ProviderResolutionDetail, def 
 	if raw == nil || detail.ResolutionError != (of.ResolutionError{}) {
 		return def, detail
 	}
+	if fast, ok := decodeScalar[T](raw); ok {
+		return fast, detail
+	}
+	// Declared here, not above: taking its address makes it escape, which
+	// the scalar path need not pay for.
 	var v T
 	if err := json.Unmarshal(raw, &v); err != nil {
 		detail.ResolutionError = of.NewTypeMismatchResolutionError(err.Error())
@@ -94,6 +123,48 @@ func decode[T any](raw json.RawMessage, detail of.ProviderResolutionDetail, def 
 		return def, detail
 	}
 	return v, detail
+}
+
+// decodeScalar decodes the served values that need no JSON decoder, as
+// encoding/json would: a boolean, a number as float64, a string without
+// escapes. ok is false for anything else.
+func decodeScalar[T any](raw json.RawMessage) (v T, ok bool) {
+	switch p := any(&v).(type) {
+	case *bool:
+		switch string(raw) {
+		case "true":
+			*p = true
+			return v, true
+		case "false":
+			return v, true
+		}
+	case *string:
+		if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+			body := raw[1 : n-1]
+			if bytes.IndexByte(body, '\\') < 0 && bytes.IndexByte(body, '"') < 0 && utf8.Valid(body) && !hasControl(body) {
+				*p = string(body)
+				return v, true
+			}
+		}
+	case *float64:
+		// Served values are stored JSON: a number here is valid JSON.
+		if len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+			if f, err := strconv.ParseFloat(string(raw), 64); err == nil {
+				*p = f
+				return v, true
+			}
+		}
+	}
+	return v, false
+}
+
+func hasControl(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // BooleanEvaluation implements of.FeatureProvider.
@@ -139,4 +210,47 @@ func (p *Provider) ObjectEvaluation(ctx context.Context, flag string, def any, f
 	raw, d := p.resolve(ctx, flag, v1beta1.FlagTypeObject, flatCtx)
 	v, d := decode(raw, d, def)
 	return of.InterfaceResolutionDetail{Value: v, ProviderResolutionDetail: d}
+}
+
+// metadataCache holds the FlagMetadata of each flag's answers: one map per
+// flag, resourceVersion, rule and override, handed to every answer that
+// has them (the SDK copies none; hooks must treat it as read-only, as its
+// documentation asks of evaluation details), so that an evaluation builds
+// no map. It is bounded: past maxMetadata entries it starts afresh.
+type metadataCache struct {
+	mu      sync.RWMutex
+	entries map[metadataKey]of.FlagMetadata
+}
+
+type metadataKey struct {
+	flag, resourceVersion, rule, override string
+}
+
+const maxMetadata = 4096
+
+func (m *metadataCache) get(namespace, flag string, md *v1beta1.EvaluationMetadata) of.FlagMetadata {
+	key := metadataKey{flag, md.ResourceVersion, md.Rule, md.Override}
+	m.mu.RLock()
+	fm, ok := m.entries[key]
+	m.mu.RUnlock()
+	if ok {
+		return fm
+	}
+	// flagSetId and version are what the SDK's telemetry reads into
+	// feature_flag.set.id and feature_flag.version, as OFREP answers them.
+	fm = of.FlagMetadata{"flagSetId": namespace, "version": strconv.FormatInt(md.Generation, 10),
+		"resourceVersion": md.ResourceVersion, "generation": md.Generation}
+	if md.Rule != "" {
+		fm["rule"] = md.Rule
+	}
+	if md.Override != "" {
+		fm["override"] = md.Override
+	}
+	m.mu.Lock()
+	if m.entries == nil || len(m.entries) >= maxMetadata {
+		m.entries = map[metadataKey]of.FlagMetadata{}
+	}
+	m.entries[key] = fm
+	m.mu.Unlock()
+	return fm
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/evaluator"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
+	"github.com/flagpole-dev/flagpole/pkg/usage"
 )
 
 // ProviderName is the provider's name in OpenFeature metadata and events.
@@ -40,17 +41,27 @@ func WithSyncTimeout(d time.Duration) Option { return func(p *Provider) { p.sync
 // WithClock sets the clock overrides and `now` are evaluated against.
 func WithClock(c clock.PassiveClock) Option { return func(p *Provider) { p.clock = c } }
 
-// Provider evaluates one namespace's flags in process.
+// Provider evaluates one namespace's flags in process, and reports what it
+// evaluated to the server (a UsageReport every 30 s), so that the flags'
+// usage counts the application's traffic.
 type Provider struct {
 	namespace   string
+	client      clientset.Interface
 	factory     informers.SharedInformerFactory
 	source      *evaluator.Evaluator
+	metadata    metadataCache
 	clock       clock.PassiveClock
 	syncTimeout time.Duration
 
-	events   chan of.Event
-	stop     chan struct{}
-	stopOnce sync.Once
+	counter        *usage.Counter
+	reportInterval time.Duration
+	maxUnsent      time.Duration
+	reporterDone   chan struct{}
+
+	events     chan of.Event
+	stop       chan struct{}
+	stopOnce   sync.Once
+	reportOnce sync.Once
 
 	mu    sync.Mutex
 	ready bool // initial sync done: changes are reported from now on
@@ -64,7 +75,9 @@ var (
 )
 
 // NewProvider returns a provider for namespace. The identity in config needs
-// get, list and watch on flags, segments and flagoverrides there.
+// get, list and watch on flags, segments and flagoverrides there, and
+// create on usagereports for its counts to reach the server (without it
+// they are dropped, and evaluation goes on).
 func NewProvider(config *rest.Config, namespace string, opts ...Option) (*Provider, error) {
 	config = rest.CopyConfig(config)
 	var p *Provider
@@ -92,47 +105,48 @@ func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func newProvider(client clientset.Interface, namespace string, opts ...Option) (*Provider, error) {
 	p := &Provider{
-		namespace:   namespace,
-		factory:     informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace)),
-		clock:       clock.RealClock{},
-		syncTimeout: DefaultSyncTimeout,
-		events:      make(chan of.Event, 64),
-		stop:        make(chan struct{}),
+		namespace:      namespace,
+		client:         client,
+		factory:        informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace)),
+		clock:          clock.RealClock{},
+		syncTimeout:    DefaultSyncTimeout,
+		reportInterval: DefaultUsageReportInterval,
+		maxUnsent:      DefaultMaxUnsentUsage,
+		events:         make(chan of.Event, 64),
+		stop:           make(chan struct{}),
+		reporterDone:   make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(p)
 	}
+	p.counter = usage.NewCounter(p.clock, usage.DefaultMaxFlags)
 	// The server's evaluation source, on this namespace's watches: the same
-	// answers as OFREP for the same state.
-	source, err := evaluator.New(p.factory, p.clock)
+	// answers as OFREP for the same state, counted as the server counts.
+	source, err := evaluator.New(p.factory, p.clock, p.counter.Observer())
 	if err != nil {
 		return nil, err
 	}
 	p.source = source
-	v1 := p.factory.Flagpole().V1beta1()
-	flagInformer, segmentInformer, overrideInformer := v1.Flags(), v1.Segments(), v1.FlagOverrides()
-	handlers := []struct {
-		informer cache.SharedIndexInformer
-		changed  func(obj any) []string
-	}{
-		{flagInformer.Informer(), func(obj any) []string { return []string{nameOf(obj)} }},
-		{segmentInformer.Informer(), p.flagsNaming},
-		{overrideInformer.Informer(), func(obj any) []string {
+	// Changes of flags and overrides are announced once the evaluator
+	// answers from them; segments are read through their lister, which the
+	// informer updates before any handler runs.
+	on := func(changed func(obj any) []string) cache.ResourceEventHandlerFuncs {
+		return cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { p.configChanged(changed(obj)) },
+			UpdateFunc: func(_, obj any) { p.configChanged(changed(obj)) },
+			DeleteFunc: func(obj any) { p.configChanged(changed(evaluator.Unwrap(obj))) },
+		}
+	}
+	source.AddIndexedHandler(
+		on(func(obj any) []string { return []string{nameOf(obj)} }),
+		on(func(obj any) []string {
 			if o, ok := obj.(*v1beta1.FlagOverride); ok {
 				return []string{o.Spec.Flag}
 			}
 			return nil
-		}},
-	}
-	for _, h := range handlers {
-		changed := h.changed
-		if _, err := h.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { p.configChanged(changed(obj)) },
-			UpdateFunc: func(_, obj any) { p.configChanged(changed(obj)) },
-			DeleteFunc: func(obj any) { p.configChanged(changed(evaluator.Unwrap(obj))) },
-		}); err != nil {
-			return nil, err
-		}
+		}))
+	if _, err := p.factory.Flagpole().V1beta1().Segments().Informer().AddEventHandler(on(p.flagsNaming)); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -166,13 +180,27 @@ func (p *Provider) Init(of.EvaluationContext) error {
 	p.mu.Lock()
 	p.ready = true
 	p.mu.Unlock()
+	p.reportOnce.Do(func() {
+		if p.reportInterval > 0 {
+			go func() {
+				defer close(p.reporterDone)
+				(&reporter{p: p}).run()
+			}()
+		} else {
+			close(p.reporterDone)
+		}
+	})
 	return nil
 }
 
-// Shutdown stops the watches.
+// Shutdown sends the last counts (within a few seconds) and stops the
+// watches.
 func (p *Provider) Shutdown() {
 	p.stopOnce.Do(func() {
 		close(p.stop)
+		// A reporter that never started is done at once.
+		p.reportOnce.Do(func() { close(p.reporterDone) })
+		<-p.reporterDone
 		p.factory.Shutdown()
 	})
 }

@@ -167,10 +167,28 @@ func TestProviderReportsChanges(t *testing.T) {
 	}
 }
 
-func BenchmarkProviderBoolean(b *testing.B) {
+// The provider's cost per evaluation, as an application pays it: the SDK's
+// flattened context converted, the flag evaluated, the answer decoded.
+// docs/benchmarks.md has the figures and their goals (issue 21).
+
+// BenchmarkProviderStatic: a flag without rules.
+func BenchmarkProviderStatic(b *testing.B) {
 	p, _ := startProvider(b)
 	ctx := context.Background()
-	vip := of.FlattenedContext{"targetingKey": "user-1", "plan": "vip"}
+	user := of.FlattenedContext{"targetingKey": "user-1", "plan": "vip", "seats": 12}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := p.StringEvaluation(ctx, "string-flag", "", user); d.Value != "hello" {
+			b.Fatal(d)
+		}
+	}
+}
+
+// BenchmarkProviderOneRule: a flag whose one CEL rule matches.
+func BenchmarkProviderOneRule(b *testing.B) {
+	p, _ := startProvider(b)
+	ctx := context.Background()
+	vip := of.FlattenedContext{"targetingKey": "user-1", "plan": "vip", "seats": 12}
 	b.ReportAllocs()
 	for b.Loop() {
 		if d := p.BooleanEvaluation(ctx, "bool-flag", false, vip); !d.Value {
@@ -205,5 +223,48 @@ func TestProviderOverrides(t *testing.T) {
 	}
 	if d := p.BooleanEvaluation(context.Background(), "bool-flag", true, of.FlattenedContext{"targetingKey": "user-8"}); d.Value || d.FlagMetadata["override"] != nil {
 		t.Errorf("user-8 is not targeted: %+v", d)
+	}
+}
+
+// decodeScalar answers what encoding/json would, or leaves the value to it.
+func TestDecodeScalarIsJSONs(t *testing.T) {
+	check := func(raw string) {
+		t.Helper()
+		for _, c := range []func() (any, any, bool){
+			func() (any, any, bool) {
+				var want bool
+				err := json.Unmarshal([]byte(raw), &want)
+				got, ok := decodeScalar[bool](json.RawMessage(raw))
+				return got, want, ok && err == nil
+			},
+			func() (any, any, bool) {
+				var want string
+				err := json.Unmarshal([]byte(raw), &want)
+				got, ok := decodeScalar[string](json.RawMessage(raw))
+				if ok && err != nil {
+					t.Errorf("%q: decoded %q where encoding/json fails: %v", raw, got, err)
+				}
+				return got, want, ok && err == nil
+			},
+			func() (any, any, bool) {
+				var want float64
+				err := json.Unmarshal([]byte(raw), &want)
+				got, ok := decodeScalar[float64](json.RawMessage(raw))
+				return got, want, ok && err == nil
+			},
+		} {
+			if got, want, both := c(); both && got != want {
+				t.Errorf("%q: %v, encoding/json %v", raw, got, want)
+			}
+		}
+	}
+	for _, raw := range []string{`true`, `false`, `"hello"`, `""`, `"a\"b"`, `"\u00e9"`, `"é"`, `"tab\t"`, "\"\xff\"", `1`, `-1.5`, `1e308`, `0.1`, `-0`, `12345678901234567890`, `null`, `{}`, `[1]`} {
+		check(raw)
+	}
+	if _, ok := decodeScalar[string](json.RawMessage(`"a\"b"`)); ok {
+		t.Error("an escaped string is left to encoding/json")
+	}
+	if v, ok := decodeScalar[bool](json.RawMessage(`true`)); !ok || !v {
+		t.Error("true")
 	}
 }

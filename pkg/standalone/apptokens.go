@@ -105,9 +105,10 @@ func checkTokenFiles(layout Layout) error {
 	return nil
 }
 
-// EvaluatorAuthorizer allows EvaluatorsGroup to create flags/evaluate and
-// evaluations in flagpole.dev, in any namespace, and has no opinion on
-// anything else (the next authorizer in the union denies it).
+// EvaluatorAuthorizer allows EvaluatorsGroup to create flags/evaluate,
+// evaluations and usagereports (what an in-process provider evaluated) in
+// flagpole.dev, in any namespace, and has no opinion on anything else (the
+// next authorizer in the union denies it).
 var EvaluatorAuthorizer authorizer.Authorizer = authorizer.AuthorizerFunc(authorizeEvaluator)
 
 func authorizeEvaluator(_ context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
@@ -126,8 +127,9 @@ func authorizeEvaluator(_ context.Context, a authorizer.Attributes) (authorizer.
 	}
 	switch {
 	case a.GetResource() == "flags" && a.GetSubresource() == "evaluate",
-		a.GetResource() == "evaluations" && a.GetSubresource() == "":
-		return authorizer.DecisionAllow, "standalone evaluators may evaluate flags", nil
+		a.GetResource() == "evaluations" && a.GetSubresource() == "",
+		a.GetResource() == "usagereports" && a.GetSubresource() == "":
+		return authorizer.DecisionAllow, "standalone evaluators may evaluate flags and report evaluations", nil
 	}
 	return authorizer.DecisionNoOpinion, "", nil
 }

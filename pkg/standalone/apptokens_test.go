@@ -59,6 +59,7 @@ func TestEvaluatorAuthorizer(t *testing.T) {
 	}{
 		{attrs(app, "create", "flags", "evaluate"), authorizer.DecisionAllow},
 		{attrs(app, "create", "evaluations", ""), authorizer.DecisionAllow},
+		{attrs(app, "create", "usagereports", ""), authorizer.DecisionAllow},
 		{attrs(app, "get", "flags", ""), authorizer.DecisionNoOpinion},
 		{attrs(app, "create", "flags", ""), authorizer.DecisionNoOpinion},
 		{attrs(app, "update", "flags", "status"), authorizer.DecisionNoOpinion},

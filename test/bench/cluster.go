@@ -145,19 +145,25 @@ type flagpole struct {
 	admin    tls.Certificate
 	server   *process.Process
 	version  string
+	dataDir  string
 }
 
 func startFlagpole(ctx context.Context, e *env, bin string) (*flagpole, error) {
+	return startFlagpoleAs(ctx, e, bin, "flagpole-apiserver", e.Path("flagpole"))
+}
+
+// startFlagpoleAs starts a standalone Flagpole process named name on
+// dataDir, with extra flags.
+func startFlagpoleAs(ctx context.Context, e *env, bin, name, dataDir string, extra ...string) (*flagpole, error) {
 	port, err := tcluster.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	dataDir := e.Path("flagpole")
-	server, err := e.StartProcess("flagpole-apiserver", bin, "--data-dir", dataDir, "--secure-port", strconv.Itoa(port))
+	server, err := e.StartProcess(name, bin, append([]string{"--data-dir", dataDir, "--secure-port", strconv.Itoa(port)}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
-	f := &flagpole{url: "https://127.0.0.1:" + strconv.Itoa(port), server: server}
+	f := &flagpole{url: "https://127.0.0.1:" + strconv.Itoa(port), server: server, dataDir: dataDir}
 	// The PKI and token files appear during start-up: load them on each try.
 	layout := standalone.Layout{DataDir: dataDir}
 	pki := layout.PKI()

@@ -57,6 +57,12 @@ type config struct {
 	listReps    int
 	watchers    int
 	watchWrites int
+
+	// The usage bench.
+	usageRounds    int
+	usageFlags     int
+	usageInterval  time.Duration
+	usageIntervals int
 }
 
 func main() {
@@ -79,8 +85,12 @@ func main() {
 	flag.IntVar(&cfg.listReps, "list-reps", 5, "crd: timed LISTs per path and format, after one untimed")
 	flag.IntVar(&cfg.watchers, "watchers", 500, "crd: watchers per path in the fan-out")
 	flag.IntVar(&cfg.watchWrites, "watch-writes", 10, "crd: writes timed to the last watcher, per path")
+	flag.IntVar(&cfg.usageRounds, "usage-rounds", 3, "usage: rounds of a counting-off and a counting-on server, the order alternating")
+	flag.IntVar(&cfg.usageFlags, "usage-flags", 5000, "usage: flags counted for the memory and writes figures")
+	flag.DurationVar(&cfg.usageInterval, "usage-interval", 2*time.Second, "usage: the servers' --usage-flush-interval")
+	flag.IntVar(&cfg.usageIntervals, "usage-intervals", 5, "usage: flush intervals measured per load for the etcd writes")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] evaluation|crd...\n", os.Args[0])
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags] evaluation|crd|usage...\n", os.Args[0])
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -89,7 +99,7 @@ func main() {
 		os.Exit(2)
 	}
 	for _, b := range flag.Args() {
-		if b != "evaluation" && b != "crd" {
+		if b != "evaluation" && b != "crd" && b != "usage" {
 			flag.Usage()
 			os.Exit(2)
 		}
@@ -108,10 +118,13 @@ func main() {
 	var eval *report
 	var err error
 	for _, b := range flag.Args() {
-		if b == "evaluation" {
+		switch b {
+		case "evaluation":
 			eval, err = run(ctx, cfg)
-		} else {
+		case "crd":
 			err = runCRD(ctx, cfg, eval)
+		case "usage":
+			err = runUsage(ctx, cfg)
 		}
 		if err != nil {
 			break

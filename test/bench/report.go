@@ -161,9 +161,13 @@ func (r *report) markdown() string {
 
 // runLine says when, on what and of what a run was.
 func runLine(at time.Time, flagpoleVersion, revision, kubeVersion, etcdVersion string) string {
-	return fmt.Sprintf("Run of %s on `%s`, %s, %d cores, %s; Flagpole %s (%s), %s, etcd %s",
-		at.UTC().Format("2006-01-02 15:04 UTC"), machine(), cpuModel(), runtime.NumCPU(), runtime.Version(),
-		flagpoleVersion, revision, kubeVersion, strings.TrimPrefix(etcdVersion, "etcd Version: "))
+	return fmt.Sprintf("%s, %s, etcd %s", hostLine(at, flagpoleVersion, revision), kubeVersion, strings.TrimPrefix(etcdVersion, "etcd Version: "))
+}
+
+// hostLine says when, on what and of which Flagpole a run was.
+func hostLine(at time.Time, flagpoleVersion, revision string) string {
+	return fmt.Sprintf("Run of %s on `%s`, %s, %d cores, %s; Flagpole %s (%s)",
+		at.UTC().Format("2006-01-02 15:04 UTC"), machine(), cpuModel(), runtime.NumCPU(), runtime.Version(), flagpoleVersion, revision)
 }
 
 func machine() string {

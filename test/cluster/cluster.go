@@ -412,8 +412,10 @@ func (c *Cluster) startControllerManager(context.Context) error {
 		"--kubeconfig", c.Kubeconfig(UserAdmin),
 		"--authentication-kubeconfig", c.Kubeconfig(UserAdmin),
 		"--authorization-kubeconfig", c.Kubeconfig(UserAdmin),
-		// The namespace controller deletes aggregated resources of a deleted namespace.
-		"--controllers", "namespace,garbagecollector",
+		// The namespace controller deletes aggregated resources of a deleted
+		// namespace; the aggregation controller merges Flagpole's
+		// flagpole:view and flagpole:edit into view, edit and admin.
+		"--controllers", "namespace,garbagecollector,clusterrole-aggregation",
 		"--leader-elect=false",
 		"--use-service-account-credentials=false",
 		"--bind-address", "127.0.0.1",

@@ -30,6 +30,7 @@ var chartCases = []struct {
 }{
 	{"defaults", nil, ""},
 	{"three etcd members", []string{"etcd.members=3"}, "etcd-ha"},
+	{"script", []string{"certificates.mode=script"}, "certificate-files"},
 	{"cert-manager", []string{"certificates.mode=cert-manager"}, "cert-manager"},
 	{"cert-manager and three etcd members", []string{"certificates.mode=cert-manager", "etcd.members=3"}, "cert-manager-etcd-ha"},
 }
@@ -114,7 +115,7 @@ func TestChartValues(t *testing.T) {
 	cmd := exec.Command(helm, "template", "flagpole", chartDir, "--set", "certificates.mode=self-signed")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), `certificates.mode "self-signed": want script or cert-manager`) {
+	if err == nil || !strings.Contains(string(out), `certificates.mode "self-signed": want self-managed, script or cert-manager`) {
 		t.Errorf("an unknown certificates.mode: %v\n%s", err, out)
 	}
 }

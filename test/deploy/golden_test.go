@@ -32,6 +32,8 @@ var Kustomizations = map[string]string{
 	"":             "base.yaml",
 	"cert-manager": "cert-manager.yaml",
 	"etcd-ha":      "etcd-ha.yaml",
+	// Certificates from files (hack/deploy-certs.sh) instead of Flagpole's own.
+	"certificate-files": "certificate-files.yaml",
 	// Both components at once.
 	"cert-manager-etcd-ha": "cert-manager-etcd-ha.yaml",
 }
@@ -88,7 +90,7 @@ func checkInvariants(t *testing.T, manifests string) {
 			t.Errorf("output contains %q", forbidden)
 		}
 	}
-	for _, required := range []string{"kind: APIService", "name: v1beta1.flagpole.dev", "kind: PodDisruptionBudget", "replicas: 2", "maxUnavailable: 0", "--shutdown-delay-duration=", "secretName: flagpole-serving-cert", "namespace: kube-system"} {
+	for _, required := range []string{"kind: APIService", "name: v1beta1.flagpole.dev", "kind: PodDisruptionBudget", "replicas: 2", "maxUnavailable: 0", "--shutdown-delay-duration=", "--serving-cert-mode=", "flagpole-serving-cert", "namespace: kube-system"} {
 		if !strings.Contains(manifests, required) {
 			t.Errorf("output lacks %q", required)
 		}

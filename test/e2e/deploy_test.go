@@ -79,7 +79,7 @@ func TestDeployManifests(t *testing.T) {
 	mustKubectl(t, userAdmin, "wait", "--for=condition=Established", "--timeout=60s",
 		"crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io")
 
-	for _, dir := range []string{"", "base", "cert-manager", "etcd-ha", "cert-manager-etcd-ha"} {
+	for _, dir := range []string{"", "base", "cert-manager", "certificate-files", "etcd-ha", "cert-manager-etcd-ha"} {
 		name := dir
 		if name == "" {
 			name = "default"

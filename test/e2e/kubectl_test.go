@@ -48,8 +48,8 @@ func TestKubectl(t *testing.T) {
 	}
 
 	out = mustKubectl(t, userAdmin, "get", "flags", "-n", ns)
-	if !regexp.MustCompile(`(?m)^NAME\s+TYPE\s+STATE\s+DEFAULT\s+RULES\s+AGE$`).MatchString(out) ||
-		!regexp.MustCompile(`(?m)^new-checkout\s+Boolean\s+Enabled\s+off\s+2\s+\S+$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^NAME\s+TYPE\s+STATE\s+DEFAULT\s+RULES\s+LAST-EVALUATED\s+STALE\s+AGE$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^new-checkout\s+Boolean\s+Enabled\s+off\s+2\s+never\s+<none>\s+\S+$`).MatchString(out) {
 		t.Errorf("get flags:\n%s", out)
 	}
 	if out = mustKubectl(t, userAdmin, "get", "flag", "new-checkout", "-n", ns, "-o", "yaml"); !strings.Contains(out, "kind: Flag") || !strings.Contains(out, "defaultVariant: \"off\"") {

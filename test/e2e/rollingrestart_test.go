@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -17,7 +18,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/utils/ptr"
@@ -49,40 +49,7 @@ func TestTwoReplicasRollingRestart(t *testing.T) {
 	defer cancel()
 	agg := aggregator.NewForConfigOrDie(e2e.RestConfig(userAdmin))
 
-	r1, r2 := &replica{name: "flagpole-r1"}, &replica{name: "flagpole-r2"}
-	for _, r := range []*replica{r1, r2} {
-		if err := r.start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.stop)
-	}
-
-	f, err := newFront(r1.port, r2.port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.close)
-	if err := f.waitReady(ctx, 0, 1); err != nil {
-		t.Fatal(err)
-	}
-
-	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer ccancel()
-		if err := setAPIServicePort(cctx, agg, e2e.FlagpolePort); err != nil {
-			t.Errorf("cleanup: moving the APIService back to port %d: %v", e2e.FlagpolePort, err)
-			return
-		}
-		if err := e2e.WaitAPIService(cctx, true, 90*time.Second); err != nil {
-			t.Errorf("cleanup: APIService not Available on the e2e replica: %v", err)
-		}
-	})
-	if err := setAPIServicePort(ctx, agg, f.port); err != nil {
-		t.Fatal(err)
-	}
-	if err := e2e.WaitAPIService(ctx, true, 60*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	r1, r2, f := servePair(ctx, t, agg, "flagpole")
 
 	// A write through R1 is seen by a watch on R2.
 	direct1 := clientset.NewForConfigOrDie(e2e.directFlagpoleConfigAt(r1.port, userAdmin, "system:masters")).FlagpoleV1beta1()
@@ -162,11 +129,13 @@ func TestTwoReplicasRollingRestart(t *testing.T) {
 }
 
 // replica is a Flagpole process of the test, with StartFlagpole's flags plus
-// a shutdown delay; it keeps its port and data directory across restarts.
+// a shutdown delay and its extra flags; it keeps its port and data
+// directory across restarts.
 type replica struct {
-	name string
-	port int
-	p    *process.Process
+	name  string
+	extra []string
+	port  int
+	p     *process.Process
 }
 
 func (r *replica) start(ctx context.Context) error {
@@ -178,6 +147,7 @@ func (r *replica) start(ctx context.Context) error {
 	}
 	args := append(e2e.flagpoleArgs(r.port, e2e.Path(r.name), e2e.Path(r.name+"-audit.log")),
 		"--shutdown-delay-duration", replicaShutdownDelay.String())
+	args = append(args, r.extra...)
 	p, err := e2e.StartProcess(r.name, e2e.flagpoleBin, args...)
 	if err != nil {
 		return err
@@ -224,6 +194,70 @@ func seenOnR2(t *testing.T, w watch.Interface, name string) {
 		case <-timeout:
 			t.Fatalf("a watch on R2 did not see %s created through R1 within 30s", name)
 		}
+	}
+}
+
+// servePair starts two replicas (named prefix-r1 and prefix-r2, each with
+// extra flags) behind a front, points the APIService at the front and, on
+// cleanup, back at the e2e replica: what the tests that stop, restart or
+// count replicas through kube-apiserver share.
+func servePair(ctx context.Context, t *testing.T, agg aggregator.Interface, prefix string, extra ...string) (r1, r2 *replica, f *front) {
+	t.Helper()
+	r1, r2 = &replica{name: prefix + "-r1", extra: extra}, &replica{name: prefix + "-r2", extra: extra}
+	for _, r := range []*replica{r1, r2} {
+		if err := r.start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.stop)
+	}
+	f, err := newFront(r1.port, r2.port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.close)
+	if err := f.waitReady(ctx, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer ccancel()
+		if err := setAPIServicePort(cctx, agg, e2e.FlagpolePort); err != nil {
+			t.Errorf("cleanup: moving the APIService back to port %d: %v", e2e.FlagpolePort, err)
+			return
+		}
+		if err := e2e.WaitAPIService(cctx, true, 90*time.Second); err != nil {
+			t.Errorf("cleanup: APIService not Available on the e2e replica: %v", err)
+		}
+	})
+	if err := setAPIServicePort(ctx, agg, f.port); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitAPIService(ctx, true, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return r1, r2, f
+}
+
+// waitKubeReaches waits until kube-apiserver's proxy, which follows the
+// APIService by itself a moment after it changes, reaches r's Flagpole: a
+// flag only it has, created on r directly, is seen through kube-apiserver.
+func waitKubeReaches(ctx context.Context, t *testing.T, r *replica, ns string) {
+	t.Helper()
+	direct := clientset.NewForConfigOrDie(e2e.directFlagpoleConfigAt(r.port, userAdmin, "system:masters")).FlagpoleV1beta1()
+	marker := &v1beta1.Flag{ObjectMeta: metav1.ObjectMeta{Name: "marker"}, Spec: v1beta1.FlagSpec{Type: v1beta1.FlagTypeBoolean,
+		Variants: []v1beta1.Variant{{Name: "on", Value: v1beta1.JSON{Raw: []byte("true")}}}}}
+	if _, err := direct.Flags(ns).Create(ctx, marker, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	throughKube := clientset.NewForConfigOrDie(e2e.RestConfig(userAdmin)).FlagpoleV1beta1()
+	if err := tcluster.WaitFor(ctx, nil, 60*time.Second, func() error {
+		_, err := throughKube.Flags(ns).Get(ctx, "marker", metav1.GetOptions{})
+		return err
+	}); err != nil {
+		t.Fatalf("kube-apiserver does not reach the test's replicas: %v", err)
+	}
+	if err := throughKube.Flags(ns).Delete(ctx, "marker", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -278,15 +312,13 @@ func newFront(ports ...int) (*front, error) {
 		open:     map[net.Conn]struct{}{},
 	}
 	for i, port := range ports {
-		// /readyz as a kubelet probe would ask it, over TLS verified
-		// against the serving CA (front-proxy identity, as the e2e's
-		// readiness checks use).
-		client, err := rest.HTTPClientFor(e2e.directFlagpoleConfigAt(port, userAdmin, "system:masters"))
-		if err != nil {
-			l.Close()
-			return nil, err
+		// /readyz as a kubelet probe asks it: HTTPS without credentials,
+		// and without verifying the certificate (a replica is probed
+		// whichever certificate it serves).
+		client := &http.Client{
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // as the kubelet probes
+			Timeout:   time.Second,
 		}
-		client.Timeout = time.Second
 		url := "https://127.0.0.1:" + strconv.Itoa(port) + "/readyz"
 		f.wg.Add(1)
 		go f.poll(i, client, url)

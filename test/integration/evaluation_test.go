@@ -95,7 +95,7 @@ func TestEvaluateSubresource(t *testing.T) {
 	f.Spec.Rules[0].When = `context.plan == "enterprise"`
 	created := createFlag(t, s.Client, ns, f)
 
-	staffSeries := `flagpole_evaluations_total{flag="new-checkout",namespace="eval",reason="TARGETING_MATCH",variant="on"}`
+	staffSeries := `feature_flag_evaluation_success_total{feature_flag_key="new-checkout",feature_flag_provider_name="flagpole",feature_flag_result_reason="targeting_match",feature_flag_result_variant="on",feature_flag_set_id="eval",feature_flag_version="1"}`
 	staffBefore := metricValue(t, s, staffSeries)
 	res := evaluate(t, s, ns, "new-checkout", map[string]any{"targetingKey": "u1", "email": "ann@example.com", "plan": "enterprise"})
 	if res.Reason != "TARGETING_MATCH" || res.Variant != "on" || string(res.Value.Raw) != "true" || res.Metadata.Rule != "staff" {

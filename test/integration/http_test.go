@@ -151,7 +151,7 @@ func TestTableOutput(t *testing.T) {
 	for _, c := range table.ColumnDefinitions {
 		cols = append(cols, c.Name)
 	}
-	if got := strings.Join(cols, ","); got != "Name,Type,State,Default,Rules,Age,Owner,Description" {
+	if got := strings.Join(cols, ","); got != "Name,Type,State,Default,Rules,Last-Evaluated,Stale,Age,Lifecycle,Evaluations-24h,Owner,Description" {
 		t.Errorf("columns = %s", got)
 	}
 	if len(table.Rows) != 1 {

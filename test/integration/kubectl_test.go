@@ -42,24 +42,24 @@ func TestKubectlSmoke(t *testing.T) {
 	}
 
 	out := must("apply", "-f", "artifacts/examples/")
-	for _, want := range []string{"flag.flagpole.dev/new-checkout created", "flag.flagpole.dev/banner-color created", "segment.flagpole.dev/employees created"} {
+	for _, want := range []string{"flag.flagpole.dev/new-checkout created", "flag.flagpole.dev/banner-color created", "flag.flagpole.dev/new-search created", "segment.flagpole.dev/employees created"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("apply output lacks %q:\n%s", want, out)
 		}
 	}
 
 	out = must("get", "flags")
-	if !regexp.MustCompile(`(?m)^NAME\s+TYPE\s+STATE\s+DEFAULT\s+RULES\s+AGE$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^NAME\s+TYPE\s+STATE\s+DEFAULT\s+RULES\s+LAST-EVALUATED\s+STALE\s+AGE$`).MatchString(out) {
 		t.Errorf("printer columns missing:\n%s", out)
 	}
-	if !regexp.MustCompile(`(?m)^new-checkout\s+Boolean\s+Enabled\s+off\s+2\s+\S+$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^new-checkout\s+Boolean\s+Enabled\s+off\s+2\s+never\s+<none>\s+\S+$`).MatchString(out) {
 		t.Errorf("new-checkout row wrong:\n%s", out)
 	}
 	out = must("get", "fl,seg")
 	if !strings.Contains(out, "flag.flagpole.dev/banner-color") || !strings.Contains(out, "segment.flagpole.dev/employees") {
 		t.Errorf("short names:\n%s", out)
 	}
-	if out = must("get", "flagpole", "-o", "name"); strings.Count(out, "\n") != 3 {
+	if out = must("get", "flagpole", "-o", "name"); strings.Count(out, "\n") != 4 {
 		t.Errorf("category flagpole lists:\n%s", out)
 	}
 

@@ -8,12 +8,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +21,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -39,17 +40,52 @@ const (
 type traffic struct {
 	name       string
 	ok, failed atomic.Int64
-	mu         sync.Mutex
-	errors     []string // the first few failures, with their time
+	// refused counts the failures that are kube-apiserver's aggregator
+	// unable to resend a request whose stream a replica's GOAWAY refused
+	// (refusedByGoAway): not processed by Flagpole, and safe to retry.
+	refused atomic.Int64
+	mu      sync.Mutex
+	errors  []string // the first few failures, with their time
+}
+
+// refusedByGoAway reports whether err is kube-apiserver's proxy answering
+// 503 because a Flagpole replica that began shutting down sent GOAWAY while
+// the request's stream was in flight: Go's HTTP/2 client retries such a
+// request on another connection only when it can read its body again, and
+// the aggregator's proxy hands on the caller's body, which it cannot. The
+// stream is above the GOAWAY's last stream ID, so Flagpole never processed
+// it (RFC 9113 6.8). docs/install.md ("Restarts and writes") has more.
+func refusedByGoAway(err error) bool {
+	msg := describeError(err)
+	return strings.Contains(msg, "graceful shutdown GOAWAY") && strings.Contains(msg, "after Request.Body was written")
 }
 
 func (tr *traffic) fail(err error) {
 	tr.failed.Add(1)
+	if refusedByGoAway(err) {
+		tr.refused.Add(1)
+	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if len(tr.errors) < 5 {
-		tr.errors = append(tr.errors, time.Now().Format("15:04:05.000")+" "+err.Error())
+		tr.errors = append(tr.errors, time.Now().Format("15:04:05.000")+" "+describeError(err))
 	}
+}
+
+// describeError is err with what client-go keeps out of its message: the
+// body of an answer that was no Status (the aggregator's proxy errors, say
+// "error trying to reach service: ..."), which says where it failed.
+func describeError(err error) string {
+	msg := err.Error()
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		if d := status.Status().Details; d != nil {
+			for _, c := range d.Causes {
+				msg += "; " + c.Message
+			}
+		}
+	}
+	return msg
 }
 
 func (tr *traffic) String() string {
@@ -69,9 +105,11 @@ type load struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kinds  []*traffic
-	// acked are the flags whose create was answered with success.
-	mu    sync.Mutex
-	acked []string
+	// acked are the flags whose create was answered with success;
+	// refused those whose create was refusedByGoAway.
+	mu      sync.Mutex
+	acked   []string
+	refused []string
 }
 
 // startLoad starts one loop per kind: reads (GET of readFlag through
@@ -91,6 +129,11 @@ func startLoad(t *testing.T, ofrep *ofrepClient, readFlag, prefix string) *load 
 		"writes": func(ctx context.Context) error {
 			name := fmt.Sprintf("%s-%d", prefix, n.Add(1))
 			if _, err := flags.Create(ctx, booleanFlag(name), metav1.CreateOptions{}); err != nil {
+				if refusedByGoAway(err) {
+					l.mu.Lock()
+					l.refused = append(l.refused, name)
+					l.mu.Unlock()
+				}
 				return err
 			}
 			l.mu.Lock()
@@ -148,9 +191,6 @@ func (l *load) stop() {
 func (l *load) report(t *testing.T) (failed int64) {
 	t.Helper()
 	l.stop()
-	if n := l.ofrep.retried.Load(); n > 0 {
-		t.Logf("ofrep evaluations: %d answers were 503 or 429 with Retry-After, retried as asked (not counted as failed unless the retries failed too)", n)
-	}
 	for _, tr := range l.kinds {
 		t.Log(tr)
 		failed += tr.failed.Load()
@@ -161,31 +201,41 @@ func (l *load) report(t *testing.T) (failed int64) {
 	return failed
 }
 
-// failureBudget is the share of requests a disruption step may lose. The
-// goal is zero, and most runs lose none; under the CPU load of the race tests
-// beside it about one request in a few hundred has failed in a rollout (a
-// 503 from the aggregator as a replica left; see docs/testing.md). The budget
-// keeps that known, logged rarity from failing CI while an outage of even a
-// second (about 75 requests) still fails the step.
-const failureBudget = 0.005
-
-// requireFewFailures stops the load and fails the step when more than
-// failureBudget of its requests failed; every failure is logged either way.
-func (l *load) requireFewFailures(t *testing.T, during string) {
+// requireNoFailures stops the load and fails the step if any request
+// failed; every failure is logged. The one exception is a write that
+// kube-apiserver's aggregator could not resend after a replica's GOAWAY
+// (refusedByGoAway): at most maxRefusedWrites of them, each checked not to
+// have been applied, so that a client's retry is always safe.
+func (l *load) requireNoFailures(t *testing.T, during string) {
 	t.Helper()
 	failed := l.report(t)
-	var total int64
+	var total, refused int64
 	for _, tr := range l.kinds {
 		total += tr.ok.Load() + tr.failed.Load()
+		refused += tr.refused.Load()
 	}
-	switch {
-	case failed == 0:
-	case float64(failed) <= failureBudget*float64(total):
-		t.Logf("%d of %d requests failed %s: within the %.1f%% budget, above the goal of 0", failed, total, during, failureBudget*100)
-	default:
-		t.Errorf("%d of %d requests failed %s, more than %.1f%% (the goal is 0)", failed, total, during, failureBudget*100)
+	if refused > 0 {
+		t.Logf("%d of %d requests %s were writes kube-apiserver's aggregator could not resend after a replica's GOAWAY (never processed)", refused, total, during)
+		l.mu.Lock()
+		names := append([]string(nil), l.refused...)
+		l.mu.Unlock()
+		for _, name := range names {
+			if _, err := env.flagpole.FlagpoleV1beta1().Flags(appNamespace).Get(context.Background(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("flag %s, whose create was refused by GOAWAY, exists or cannot be read (%v): the refusal was not clean", name, err)
+			}
+		}
+	}
+	if refused > maxRefusedWrites {
+		t.Errorf("%d writes %s refused by GOAWAY; at most %d", refused, during, maxRefusedWrites)
+	}
+	if failed-refused != 0 {
+		t.Errorf("%d of %d requests failed %s; want none", failed-refused, total, during)
 	}
 }
+
+// maxRefusedWrites bounds the refusedByGoAway writes of one step: one race
+// per aggregator connection to a replica that stops, two replicas.
+const maxRefusedWrites = 2
 
 func (l *load) acknowledged() []string {
 	l.mu.Lock()
@@ -210,12 +260,14 @@ func booleanFlag(name string) *v1beta1.Flag {
 // ofrepClient evaluates over OFREP as an application in the cluster does:
 // to Flagpole's Service (its ClusterIP, which kube-proxy's rules in the
 // node's network namespace send to a ready replica), verifying the serving
-// certificate for api.flagpole-system.svc against Flagpole's CA, with a
-// ServiceAccount token.
+// certificate for api.flagpole-system.svc against Flagpole's CA bundle, with
+// a ServiceAccount token. Like an application that reads its mounted copy
+// of ca.crt again when it changes, it takes the Secret's bundle anew every
+// second, so that a CA rotation (a new CA in the bundle before any
+// certificate from it is served) reaches it.
 type ofrepClient struct {
-	client  *http.Client
-	token   string
-	retried atomic.Int64 // answers with Retry-After that were retried
+	client *http.Client
+	token  string
 }
 
 func newOFREPClient(ctx context.Context, t *testing.T) *ofrepClient {
@@ -224,14 +276,38 @@ func newOFREPClient(ctx context.Context, t *testing.T) *ofrepClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := env.kube.CoreV1().Secrets(flagpoleNS).Get(ctx, servingCert, metav1.GetOptions{})
-	if err != nil {
+	var roots atomic.Pointer[x509.CertPool]
+	loadRoots := func(ctx context.Context) error {
+		secret, err := env.kube.CoreV1().Secrets(flagpoleNS).Get(ctx, servingCert, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(secret.Data["ca.crt"]) {
+			return fmt.Errorf("secret %s has no ca.crt", servingCert)
+		}
+		roots.Store(pool)
+		return nil
+	}
+	if err := loadRoots(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(secret.Data["ca.crt"]) {
-		t.Fatalf("secret %s has no ca.crt", servingCert)
-	}
+	reloadCtx, stopReload := context.WithCancel(context.Background())
+	reloaded := make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		for reloadCtx.Err() == nil {
+			select {
+			case <-reloadCtx.Done():
+			case <-time.After(time.Second):
+				_ = loadRoots(reloadCtx) // a failed read keeps the bundle held
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		stopReload()
+		<-reloaded
+	})
 	tok, err := env.kube.CoreV1().ServiceAccounts(appNamespace).CreateToken(ctx, "app",
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}},
 		metav1.CreateOptions{})
@@ -244,7 +320,24 @@ func newOFREPClient(ctx context.Context, t *testing.T) *ofrepClient {
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return dialer.DialContext(ctx, network, addr)
 		},
-		TLSClientConfig:     &tls.Config{RootCAs: pool, ServerName: servingHost, MinVersion: tls.VersionTLS12},
+		TLSClientConfig: &tls.Config{
+			ServerName: servingHost,
+			MinVersion: tls.VersionTLS12,
+			// The chain is verified below against the bundle held at the
+			// time of each handshake (crypto/tls has no callback for
+			// RootCAs); nothing is accepted unverified.
+			InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				intermediates := x509.NewCertPool()
+				for _, c := range cs.PeerCertificates[1:] {
+					intermediates.AddCert(c)
+				}
+				_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+					Roots: roots.Load(), Intermediates: intermediates, DNSName: cs.ServerName,
+				})
+				return err
+			},
+		},
 		MaxIdleConnsPerHost: 4,
 		// HTTP/2, as Go's default transport (and so a Go OFREP provider)
 		// negotiates it.
@@ -261,60 +354,34 @@ type ofrepAnswer struct {
 	Reason  string          `json:"reason"`
 }
 
-// maxRetryAfter is how often evaluate does what a 503 or 429 with
-// Retry-After asks (client-go, which the reads and writes use, does the same
-// up to 10 times).
-const maxRetryAfter = 3
-
-// evaluate evaluates key once, retrying when the server answers 503 or 429
-// with Retry-After: a replica answers 503 "apiserver is shutting down" with
-// Retry-After: 1 to a request that arrives on a kept connection after its
-// shutdown delay (upstream's WithWaitGroup), so that the client retries on
-// another replica. Such retries are counted in retried.
+// evaluate evaluates key once, as an OpenFeature provider that does not
+// retry: any answer but 200 is a failure. A replica that is shutting down
+// sends its clients to another connection while it still serves
+// (pkg/connguard's Drain), so that no request reaches it after its
+// shutdown delay (which upstream would answer 503 with Retry-After).
 func (c *ofrepClient) evaluate(ctx context.Context, key string) (ofrepAnswer, error) {
-	for attempt := 0; ; attempt++ {
-		a, retryAfter, err := c.evaluateOnce(ctx, key)
-		if retryAfter == 0 || attempt == maxRetryAfter {
-			return a, err
-		}
-		c.retried.Add(1)
-		select {
-		case <-ctx.Done():
-			return a, err
-		case <-time.After(retryAfter):
-		}
-	}
-}
-
-func (c *ofrepClient) evaluateOnce(ctx context.Context, key string) (ofrepAnswer, time.Duration, error) {
 	url := "https://" + servingHost + "/namespaces/" + appNamespace + "/ofrep/v1/evaluate/flags/" + key
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(`{"context":{"targetingKey":"node-e2e"}}`)))
 	if err != nil {
-		return ofrepAnswer{}, 0, err
+		return ofrepAnswer{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return ofrepAnswer{}, 0, err
+		return ofrepAnswer{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return ofrepAnswer{}, 0, err
+		return ofrepAnswer{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		var retryAfter time.Duration
-		if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
-			if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 && secs <= 10 {
-				retryAfter = time.Duration(secs) * time.Second
-			}
-		}
-		return ofrepAnswer{}, retryAfter, fmt.Errorf("OFREP %s: %d %.200s", key, resp.StatusCode, body)
+		return ofrepAnswer{}, fmt.Errorf("OFREP %s: %d (Retry-After %q) %.200s", key, resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 	var a ofrepAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
-		return ofrepAnswer{}, 0, fmt.Errorf("OFREP %s: %v in %.200s", key, err, body)
+		return ofrepAnswer{}, fmt.Errorf("OFREP %s: %v in %.200s", key, err, body)
 	}
-	return a, 0, nil
+	return a, nil
 }

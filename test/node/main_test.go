@@ -1,8 +1,8 @@
 //go:build node
 
 // Package node holds the e2e tests against the real node (hack/node.sh up):
-// Flagpole installed as a user installs it (kubectl apply -k artifacts/deploy,
-// then hack/deploy-certs.sh), then what clusters do to it, with reads,
+// Flagpole installed as a user installs it (kubectl apply -k artifacts/deploy
+// alone), then what clusters do to it, with reads,
 // writes and OFREP evaluations running throughout and every failure counted.
 //
 // The node's addresses exist only in its own network namespace, so the test

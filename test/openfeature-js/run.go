@@ -11,8 +11,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/flagpole-dev/flagpole/test/tools"
 )
 
 // Env is what the JavaScript tests read (see env.mjs).
@@ -26,9 +27,11 @@ type Env struct {
 	APIServer      string   // where the web test patches flags (admin certificate)
 	AdminCert      string
 	AdminKey       string
+	// UsageFlag and UsageEvaluations are what usage.test.mjs evaluates:
+	// the flag, and how many times for each of its two contexts.
+	UsageFlag        string
+	UsageEvaluations int
 }
-
-var installOnce sync.Once
 
 // dir is this package's directory, where package.json lives.
 func dir(t testing.TB) string {
@@ -39,26 +42,7 @@ func dir(t testing.TB) string {
 	return filepath.Dir(file)
 }
 
-// install runs `npm ci` once per process when node_modules is missing or
-// older than the lockfile, so `go test` works on a fresh clone.
-func install(t testing.TB, d string) {
-	installOnce.Do(func() {
-		lock, err := os.Stat(filepath.Join(d, "package-lock.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if installed, err := os.Stat(filepath.Join(d, "node_modules", ".package-lock.json")); err == nil && !installed.ModTime().Before(lock.ModTime()) {
-			return
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = d
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", d, err, out)
-		}
-	})
-}
-
-// Run runs the named test files (server.test.mjs, web.test.mjs) with node's
+// Run runs the named test files (server.test.mjs, web.test.mjs, usage.test.mjs) with node's
 // test runner and fails t with their output if any test fails.
 func Run(t testing.TB, env Env, files ...string) {
 	t.Helper()
@@ -66,7 +50,7 @@ func Run(t testing.TB, env Env, files ...string) {
 		t.Fatalf("node is not installed: the OpenFeature JavaScript SDK tests need Node.js 20 or later (docs/testing.md)")
 	}
 	d := dir(t)
-	install(t, d)
+	tools.NPMCI(t, d)
 	var bundle []byte
 	for _, f := range env.CAFiles {
 		pem, err := os.ReadFile(f)
@@ -92,6 +76,8 @@ func Run(t testing.TB, env Env, files ...string) {
 		"FLAGPOLE_API_SERVER="+env.APIServer,
 		"FLAGPOLE_ADMIN_CERT="+env.AdminCert,
 		"FLAGPOLE_ADMIN_KEY="+env.AdminKey,
+		"FLAGPOLE_USAGE_FLAG="+env.UsageFlag,
+		"FLAGPOLE_USAGE_EVALUATIONS="+strconv.Itoa(env.UsageEvaluations),
 	)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -2,7 +2,7 @@
 // npm, against a real Flagpole (dynamic context: one request per evaluation).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { OpenFeature, ErrorCode } from '@openfeature/server-sdk';
+import { OpenFeature, ErrorCode, createEvaluationEvent } from '@openfeature/server-sdk';
 import { OFREPProvider } from '@openfeature/ofrep-provider';
 import { baseUrl, appToken, deniedToken, expectedSplits, bearer, noTokenStatus } from './env.mjs';
 
@@ -83,4 +83,21 @@ test('a token without the Role: 403, and the code default', async () => {
   const d = await OpenFeature.getClient('denied').getBooleanDetails('bool-flag', true, { targetingKey: 'user-1', plan: 'vip' });
   assert.equal(d.value, true);
   assert.ok(d.errorCode, 'an error code is set');
+});
+
+test('the SDK\'s own telemetry fills feature_flag.set.id and feature_flag.version from OFREP metadata', async () => {
+  const events = [];
+  // The stock telemetry of the SDK (what its OpenTelemetry hooks record),
+  // with no Flagpole-specific code: flagSetId and version come from the
+  // answer's metadata.
+  const hook = { finally: (hookContext, details) => { events.push(createEvaluationEvent(hookContext, details)); } };
+  await client.getBooleanDetails('bool-flag', false, { targetingKey: 'user-1', plan: 'vip' }, { hooks: [hook] });
+  assert.equal(events.length, 1);
+  const attrs = events[0].attributes;
+  const namespace = new URL(baseUrl).pathname.split('/').filter(Boolean)[1];
+  assert.equal(attrs['feature_flag.key'], 'bool-flag');
+  assert.equal(attrs['feature_flag.set.id'], namespace);
+  assert.match(attrs['feature_flag.version'], /^[0-9]+$/);
+  assert.equal(attrs['feature_flag.result.variant'], 'on');
+  assert.equal(attrs['feature_flag.result.reason'], 'targeting_match');
 });

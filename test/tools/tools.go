@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -93,4 +95,73 @@ func end(t testing.TB, required bool, format string, args ...any) {
 		return
 	}
 	t.Skip(fmt.Sprintf(format, args...))
+}
+
+// RaceEnabled reports whether the running test binary was built with
+// -race: the binaries a test builds and starts are then built with it too,
+// so that a data race in them fails the test that reads their output.
+func RaceEnabled() bool {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range info.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// ShortLivedRaceEnv is the environment for a short-lived binary GoBuild
+// built with -race: the race runtime otherwise waits a second at exit (for
+// other goroutines' reports), a second per command a test runs.
+func ShortLivedRaceEnv() []string {
+	env := os.Environ()
+	if RaceEnabled() {
+		env = append(env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	}
+	return env
+}
+
+// GoBuild builds the main package pkg (./cmd/...) of the repository at root
+// into dir, with -race when the test binary has it, and returns the binary.
+func GoBuild(t testing.TB, root, pkg, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	args := []string{"build", "-o", bin}
+	if RaceEnabled() {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, pkg)...)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+var npmOnce sync.Map // directory → *sync.Once
+
+// NPMCI runs `npm ci` in dir (a directory with a committed
+// package-lock.json) once per process, when its node_modules is missing or
+// older than the lockfile, so that a fresh clone's `go test` installs what
+// the lockfile pins.
+func NPMCI(t testing.TB, dir string) {
+	t.Helper()
+	once, _ := npmOnce.LoadOrStore(dir, &sync.Once{})
+	once.(*sync.Once).Do(func() {
+		lock, err := os.Stat(filepath.Join(dir, "package-lock.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if installed, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil && !installed.ModTime().Before(lock.ModTime()) {
+			return
+		}
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+		}
+	})
 }

@@ -35,8 +35,12 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&FlagOverride{},
 		&FlagOverrideList{},
 		&EvaluationRequest{},
+		&RolloutAction{},
 		&EvaluationResult{},
 		&Evaluation{},
+		&FlagRevision{},
+		&FlagRevisionList{},
+		&UsageReport{},
 	)
 	return nil
 }

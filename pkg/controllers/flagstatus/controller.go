@@ -1,6 +1,9 @@
 // Package flagstatus is the in-server controller that keeps every Flag's
 // status current: observedGeneration, Ready (references resolve and
-// expressions compile) and Stale (past spec.expiresAt).
+// expressions compile) and Stale (stale.go: past spec.expiresAt, unused,
+// serving a single variant, or past its lifecycle kind's lifetime). It
+// writes a flag's status only when it changes: usage changes every flush,
+// the Stale condition only when a flag turns stale or fresh.
 package flagstatus
 
 import (
@@ -14,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
@@ -29,15 +33,16 @@ import (
 	informers "github.com/flagpole-dev/flagpole/pkg/generated/informers/externalversions"
 )
 
-// Condition reasons.
+// Reasons of the Ready condition.
 const (
 	ReasonResolved          = "Resolved"
 	ReasonSegmentNotFound   = "SegmentNotFound"
 	ReasonExpressionInvalid = "ExpressionInvalid"
-	ReasonExpired           = "Expired"
-	ReasonNotExpired        = "NotExpired"
-	ReasonNoExpiry          = "NoExpiry"
 )
+
+// DefaultRecheckInterval is how often every flag's staleness is checked
+// again: usage moves with every flush, about once a minute.
+const DefaultRecheckInterval = time.Minute
 
 // maxRequeueDelay bounds the wake-up for a flag that turns stale later. A far
 // expiry is re-checked daily instead of once: the delay then stays far from
@@ -49,9 +54,14 @@ type Controller struct {
 	client clientset.Interface
 	// source holds the flags and segments and compiles flags.
 	source *evaluator.Evaluator
-	synced []cache.InformerSynced
-	queue  workqueue.TypedRateLimitingInterface[string]
-	clock  clock.WithTicker
+	// usage and policy decide staleness; every flag is checked again each
+	// recheck interval.
+	usage   UsageSource
+	policy  Policy
+	recheck time.Duration
+	synced  []cache.InformerSynced
+	queue   workqueue.TypedRateLimitingInterface[string]
+	clock   clock.WithTicker
 	// handlers are the controller's event handlers on the shared informers,
 	// removed when Run ends.
 	handlers []registration
@@ -67,16 +77,22 @@ type registration struct {
 // to run the controller again (a new term of leadership), make a new one; the
 // informers may already be running, and the new controller's handlers then
 // receive every object as added.
-func New(client clientset.Interface, factory informers.SharedInformerFactory, source *evaluator.Evaluator, c clock.WithTicker) (*Controller, error) {
+func New(client clientset.Interface, factory informers.SharedInformerFactory, source *evaluator.Evaluator, c clock.WithTicker, opts ...Option) (*Controller, error) {
 	flagInformer := factory.Flagpole().V1beta1().Flags()
 	segmentInformer := factory.Flagpole().V1beta1().Segments()
 	ctrl := &Controller{
-		client: client,
-		source: source,
-		synced: []cache.InformerSynced{flagInformer.Informer().HasSynced, segmentInformer.Informer().HasSynced},
+		client:  client,
+		source:  source,
+		usage:   NoUsage,
+		policy:  DefaultPolicy(),
+		recheck: DefaultRecheckInterval,
+		synced:  []cache.InformerSynced{flagInformer.Informer().HasSynced, segmentInformer.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "flag-status", Clock: c}),
 		clock: c,
+	}
+	for _, o := range opts {
+		o(ctrl)
 	}
 	if err := ctrl.addHandler(flagInformer.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    ctrl.enqueue,
@@ -102,6 +118,20 @@ func New(client clientset.Interface, factory informers.SharedInformerFactory, so
 		return nil, err
 	}
 	return ctrl, nil
+}
+
+// Option configures a Controller.
+type Option func(*Controller)
+
+// WithUsage decides staleness from usage with policy, checking every flag
+// again each recheck interval.
+func WithUsage(usage UsageSource, policy Policy, recheck time.Duration) Option {
+	return func(c *Controller) {
+		c.usage, c.policy = usage, policy
+		if recheck > 0 {
+			c.recheck = recheck
+		}
+	}
 }
 
 func (c *Controller) addHandler(informer cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
@@ -151,7 +181,20 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	for i := 0; i < workers; i++ {
 		wg.Go(func() { wait.UntilWithContext(ctx, c.worker, time.Second) })
 	}
-	<-ctx.Done()
+	// Usage and the time move staleness without any object changing.
+	ticker := c.clock.NewTicker(c.recheck)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C():
+			flags, _ := c.source.Flags().List(labels.Everything())
+			for _, f := range flags {
+				c.enqueue(f)
+			}
+		}
+	}
 }
 
 func (c *Controller) worker(ctx context.Context) {
@@ -187,7 +230,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return err
 	}
 	now := c.clock.Now()
-	status := Compute(f, c.source.Compile(f), now)
+	status := c.policy.Compute(f, c.source.Compile(f), c.usage(f), now)
 	if f.Spec.ExpiresAt != nil && now.Before(f.Spec.ExpiresAt.Time) {
 		// Wake up a second after the flag turns stale, or after
 		// maxRequeueDelay if that is sooner. Sub saturates at the largest
@@ -212,29 +255,32 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 
 // AtWrite returns what the flag strategy derives a written flag's status
 // with (flag.StatusFunc): Compute on the flag as it is about to be stored,
-// with the segments source knows then. That is the same watch-fed state the
-// controller reads, so it may lag a segment created a moment earlier; the
-// controller then corrects the status when the segment arrives, which is the
-// one case a new flag costs a second write. The flag is compiled afresh, not
-// through source's cache of stored flags: a write may still fail.
-func AtWrite(source *evaluator.Evaluator, c clock.PassiveClock) func(*flagpole.Flag) flagpole.FlagStatus {
+// with the segments source knows then and its usage. That is the same
+// watch-fed state the controller reads, so it may lag a segment created a
+// moment earlier; the controller then corrects the status when the segment
+// arrives, which is the one case a new flag costs a second write. The flag
+// is compiled afresh, not through source's cache of stored flags: a write
+// may still fail.
+func AtWrite(source *evaluator.Evaluator, usage UsageSource, policy Policy, c clock.PassiveClock) func(*flagpole.Flag) flagpole.FlagStatus {
 	return func(f *flagpole.Flag) flagpole.FlagStatus {
 		var versioned v1beta1.Flag
 		var out flagpole.FlagStatus
 		// Both conversions are generated field copies that cannot fail.
 		_ = v1beta1.Convert_flagpole_Flag_To_v1beta1_Flag(f, &versioned, nil)
-		status := Compute(&versioned, evaluation.CompileFlag(&versioned, source.SegmentLookup(f.Namespace)), c.Now())
+		status := policy.Compute(&versioned, evaluation.CompileFlag(&versioned, source.SegmentLookup(f.Namespace)), usage(&versioned), c.Now())
 		_ = v1beta1.Convert_v1beta1_FlagStatus_To_flagpole_FlagStatus(&status, &out, nil)
 		return out
 	}
 }
 
 // Compute derives a flag's status from the flag, the flag compiled with its
-// segments, and the time. Conditions whose status does not change keep their
-// lastTransitionTime.
-func Compute(f *v1beta1.Flag, compiled *evaluation.Compiled, now time.Time) v1beta1.FlagStatus {
+// segments, its usage and the time. Conditions whose status does not
+// change keep their lastTransitionTime. Usage itself is never part of the
+// stored status.
+func (p Policy) Compute(f *v1beta1.Flag, compiled *evaluation.Compiled, u Usage, now time.Time) v1beta1.FlagStatus {
 	status := *f.Status.DeepCopy()
 	status.ObservedGeneration = f.Generation
+	status.Usage = nil
 
 	ready := metav1.Condition{Type: flagpole.FlagConditionReady, Status: metav1.ConditionTrue, Reason: ReasonResolved,
 		Message: "every referenced segment exists and every expression compiles", ObservedGeneration: f.Generation}
@@ -247,17 +293,7 @@ func Compute(f *v1beta1.Flag, compiled *evaluation.Compiled, now time.Time) v1be
 		ready.Message = fmt.Sprintf("segment(s) not found: %s; rules naming them match no one", strings.Join(missing, ", "))
 	}
 	setCondition(&status.Conditions, ready, now)
-
-	stale := metav1.Condition{Type: flagpole.FlagConditionStale, Status: metav1.ConditionFalse, Reason: ReasonNoExpiry, Message: "the flag has no spec.expiresAt", ObservedGeneration: f.Generation}
-	if f.Spec.ExpiresAt != nil {
-		if now.Before(f.Spec.ExpiresAt.Time) {
-			stale.Reason, stale.Message = ReasonNotExpired, "expires at "+f.Spec.ExpiresAt.UTC().Format(time.RFC3339)
-		} else {
-			stale.Status, stale.Reason, stale.Message = metav1.ConditionTrue, ReasonExpired,
-				"past spec.expiresAt "+f.Spec.ExpiresAt.UTC().Format(time.RFC3339)+": remove the flag from code and delete it"
-		}
-	}
-	setCondition(&status.Conditions, stale, now)
+	setCondition(&status.Conditions, p.stale(f, u, now), now)
 	return status
 }
 

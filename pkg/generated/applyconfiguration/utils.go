@@ -34,6 +34,10 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 	// Group=flagpole.dev, Version=v1beta1
 	case v1beta1.SchemeGroupVersion.WithKind("Flag"):
 		return &flagpolev1beta1.FlagApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("FlagChange"):
+		return &flagpolev1beta1.FlagChangeApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("FlagLifecycle"):
+		return &flagpolev1beta1.FlagLifecycleApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("FlagOverride"):
 		return &flagpolev1beta1.FlagOverrideApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("FlagOverrideSpec"):
@@ -44,16 +48,36 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &flagpolev1beta1.FlagSpecApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("FlagStatus"):
 		return &flagpolev1beta1.FlagStatusApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("FlagUsage"):
+		return &flagpolev1beta1.FlagUsageApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("ReasonCount"):
+		return &flagpolev1beta1.ReasonCountApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("Rollout"):
 		return &flagpolev1beta1.RolloutApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("RolloutGuard"):
+		return &flagpolev1beta1.RolloutGuardApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("RolloutPlan"):
+		return &flagpolev1beta1.RolloutPlanApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("RolloutStatus"):
+		return &flagpolev1beta1.RolloutStatusApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("RolloutStep"):
+		return &flagpolev1beta1.RolloutStepApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("RolloutStepStatus"):
+		return &flagpolev1beta1.RolloutStepStatusApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("Rule"):
 		return &flagpolev1beta1.RuleApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("Segment"):
 		return &flagpolev1beta1.SegmentApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("SegmentSpec"):
 		return &flagpolev1beta1.SegmentSpecApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("UsageWindow"):
+		return &flagpolev1beta1.UsageWindowApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("Variant"):
 		return &flagpolev1beta1.VariantApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("VariantCount"):
+		return &flagpolev1beta1.VariantCountApplyConfiguration{}
+	case v1beta1.SchemeGroupVersion.WithKind("VariantUsage"):
+		return &flagpolev1beta1.VariantUsageApplyConfiguration{}
 	case v1beta1.SchemeGroupVersion.WithKind("WeightedVariant"):
 		return &flagpolev1beta1.WeightedVariantApplyConfiguration{}
 

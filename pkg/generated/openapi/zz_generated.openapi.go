@@ -39,22 +39,43 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1beta1.EvaluationResult{}.OpenAPIModelName():     schema_pkg_apis_flagpole_v1beta1_EvaluationResult(ref),
 		v1beta1.EvaluationSpec{}.OpenAPIModelName():       schema_pkg_apis_flagpole_v1beta1_EvaluationSpec(ref),
 		v1beta1.EvaluationStatus{}.OpenAPIModelName():     schema_pkg_apis_flagpole_v1beta1_EvaluationStatus(ref),
+		v1beta1.Explanation{}.OpenAPIModelName():          schema_pkg_apis_flagpole_v1beta1_Explanation(ref),
 		v1beta1.Flag{}.OpenAPIModelName():                 schema_pkg_apis_flagpole_v1beta1_Flag(ref),
+		v1beta1.FlagChange{}.OpenAPIModelName():           schema_pkg_apis_flagpole_v1beta1_FlagChange(ref),
 		v1beta1.FlagEvaluation{}.OpenAPIModelName():       schema_pkg_apis_flagpole_v1beta1_FlagEvaluation(ref),
+		v1beta1.FlagLifecycle{}.OpenAPIModelName():        schema_pkg_apis_flagpole_v1beta1_FlagLifecycle(ref),
 		v1beta1.FlagList{}.OpenAPIModelName():             schema_pkg_apis_flagpole_v1beta1_FlagList(ref),
 		v1beta1.FlagOverride{}.OpenAPIModelName():         schema_pkg_apis_flagpole_v1beta1_FlagOverride(ref),
 		v1beta1.FlagOverrideList{}.OpenAPIModelName():     schema_pkg_apis_flagpole_v1beta1_FlagOverrideList(ref),
 		v1beta1.FlagOverrideSpec{}.OpenAPIModelName():     schema_pkg_apis_flagpole_v1beta1_FlagOverrideSpec(ref),
 		v1beta1.FlagOverrideStatus{}.OpenAPIModelName():   schema_pkg_apis_flagpole_v1beta1_FlagOverrideStatus(ref),
+		v1beta1.FlagReference{}.OpenAPIModelName():        schema_pkg_apis_flagpole_v1beta1_FlagReference(ref),
+		v1beta1.FlagRevision{}.OpenAPIModelName():         schema_pkg_apis_flagpole_v1beta1_FlagRevision(ref),
+		v1beta1.FlagRevisionList{}.OpenAPIModelName():     schema_pkg_apis_flagpole_v1beta1_FlagRevisionList(ref),
 		v1beta1.FlagSpec{}.OpenAPIModelName():             schema_pkg_apis_flagpole_v1beta1_FlagSpec(ref),
 		v1beta1.FlagStatus{}.OpenAPIModelName():           schema_pkg_apis_flagpole_v1beta1_FlagStatus(ref),
+		v1beta1.FlagUsage{}.OpenAPIModelName():            schema_pkg_apis_flagpole_v1beta1_FlagUsage(ref),
+		v1beta1.FlagUsageReport{}.OpenAPIModelName():      schema_pkg_apis_flagpole_v1beta1_FlagUsageReport(ref),
 		v1beta1.JSON{}.OpenAPIModelName():                 schema_pkg_apis_flagpole_v1beta1_JSON(ref),
+		v1beta1.ReasonCount{}.OpenAPIModelName():          schema_pkg_apis_flagpole_v1beta1_ReasonCount(ref),
 		v1beta1.Rollout{}.OpenAPIModelName():              schema_pkg_apis_flagpole_v1beta1_Rollout(ref),
+		v1beta1.RolloutAction{}.OpenAPIModelName():        schema_pkg_apis_flagpole_v1beta1_RolloutAction(ref),
+		v1beta1.RolloutGuard{}.OpenAPIModelName():         schema_pkg_apis_flagpole_v1beta1_RolloutGuard(ref),
+		v1beta1.RolloutPlan{}.OpenAPIModelName():          schema_pkg_apis_flagpole_v1beta1_RolloutPlan(ref),
+		v1beta1.RolloutStatus{}.OpenAPIModelName():        schema_pkg_apis_flagpole_v1beta1_RolloutStatus(ref),
+		v1beta1.RolloutStep{}.OpenAPIModelName():          schema_pkg_apis_flagpole_v1beta1_RolloutStep(ref),
+		v1beta1.RolloutStepStatus{}.OpenAPIModelName():    schema_pkg_apis_flagpole_v1beta1_RolloutStepStatus(ref),
 		v1beta1.Rule{}.OpenAPIModelName():                 schema_pkg_apis_flagpole_v1beta1_Rule(ref),
+		v1beta1.RuleExplanation{}.OpenAPIModelName():      schema_pkg_apis_flagpole_v1beta1_RuleExplanation(ref),
 		v1beta1.Segment{}.OpenAPIModelName():              schema_pkg_apis_flagpole_v1beta1_Segment(ref),
 		v1beta1.SegmentList{}.OpenAPIModelName():          schema_pkg_apis_flagpole_v1beta1_SegmentList(ref),
 		v1beta1.SegmentSpec{}.OpenAPIModelName():          schema_pkg_apis_flagpole_v1beta1_SegmentSpec(ref),
+		v1beta1.UsageReport{}.OpenAPIModelName():          schema_pkg_apis_flagpole_v1beta1_UsageReport(ref),
+		v1beta1.UsageReportSpec{}.OpenAPIModelName():      schema_pkg_apis_flagpole_v1beta1_UsageReportSpec(ref),
+		v1beta1.UsageWindow{}.OpenAPIModelName():          schema_pkg_apis_flagpole_v1beta1_UsageWindow(ref),
 		v1beta1.Variant{}.OpenAPIModelName():              schema_pkg_apis_flagpole_v1beta1_Variant(ref),
+		v1beta1.VariantCount{}.OpenAPIModelName():         schema_pkg_apis_flagpole_v1beta1_VariantCount(ref),
+		v1beta1.VariantUsage{}.OpenAPIModelName():         schema_pkg_apis_flagpole_v1beta1_VariantUsage(ref),
 		v1beta1.WeightedVariant{}.OpenAPIModelName():      schema_pkg_apis_flagpole_v1beta1_WeightedVariant(ref),
 		resource.Quantity{}.OpenAPIModelName():            schema_apimachinery_pkg_api_resource_Quantity(ref),
 		v1.APIGroup{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_APIGroup(ref),
@@ -240,6 +261,13 @@ func schema_pkg_apis_flagpole_v1beta1_EvaluationRequest(ref common.ReferenceCall
 							Enum:        []interface{}{"Boolean", "Number", "Object", "String"},
 						},
 					},
+					"explain": {
+						SchemaProps: spec.SchemaProps{
+							Description: "explain asks for result.explanation: what decided the answer and why each rule before it did not match. An evaluation without it does no work for explanations.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
 				},
 			},
 		},
@@ -319,12 +347,18 @@ func schema_pkg_apis_flagpole_v1beta1_EvaluationResult(ref common.ReferenceCallb
 							Ref:         ref(v1beta1.EvaluationMetadata{}.OpenAPIModelName()),
 						},
 					},
+					"explanation": {
+						SchemaProps: spec.SchemaProps{
+							Description: "explanation says how the answer came about; only when the request asked for it (explain).",
+							Ref:         ref(v1beta1.Explanation{}.OpenAPIModelName()),
+						},
+					},
 				},
 				Required: []string{"key", "reason"},
 			},
 		},
 		Dependencies: []string{
-			v1beta1.EvaluationMetadata{}.OpenAPIModelName(), v1beta1.JSON{}.OpenAPIModelName()},
+			v1beta1.EvaluationMetadata{}.OpenAPIModelName(), v1beta1.Explanation{}.OpenAPIModelName(), v1beta1.JSON{}.OpenAPIModelName()},
 	}
 }
 
@@ -366,6 +400,13 @@ func schema_pkg_apis_flagpole_v1beta1_EvaluationSpec(ref common.ReferenceCallbac
 							Ref:         ref(v1.LabelSelector{}.OpenAPIModelName()),
 						},
 					},
+					"explain": {
+						SchemaProps: spec.SchemaProps{
+							Description: "explain asks for each result's explanation (see EvaluationRequest).",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
 				},
 			},
 		},
@@ -404,6 +445,49 @@ func schema_pkg_apis_flagpole_v1beta1_EvaluationStatus(ref common.ReferenceCallb
 		},
 		Dependencies: []string{
 			v1beta1.FlagEvaluation{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_Explanation(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "Explanation says how an evaluation's answer came about.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"decision": {
+						SchemaProps: spec.SchemaProps{
+							Description: "decision is what decided the answer.\n\nPossible enum values:\n - `\"Default\"` : no rule matched (or there are none): spec.defaultVariant.\n - `\"Disabled\"` : the kill switch (spec.state Disabled).\n - `\"Override\"` : a live FlagOverride (metadata.override).\n - `\"Rule\"` : a rule, the last of explanation.rules, matched or failed.\n - `\"TypeMismatch\"` : the flag is not of the type the caller expects.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Default", "Disabled", "Override", "Rule", "TypeMismatch"},
+						},
+					},
+					"rules": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "rules are the rules tried, in order: each one that did not match, with why, then the one that decided (decision Rule). Empty when the kill switch or an override decided.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.RuleExplanation{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"decision"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.RuleExplanation{}.OpenAPIModelName()},
 	}
 }
 
@@ -455,6 +539,43 @@ func schema_pkg_apis_flagpole_v1beta1_Flag(ref common.ReferenceCallback) common.
 		},
 		Dependencies: []string{
 			v1beta1.FlagSpec{}.OpenAPIModelName(), v1beta1.FlagStatus{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_FlagChange(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagChange records a change of a flag's spec.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"user": {
+						SchemaProps: spec.SchemaProps{
+							Description: "user is the authenticated user who made the change (the impersonated user when impersonating).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"time": {
+						SchemaProps: spec.SchemaProps{
+							Description: "time is when the change was written.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"generation": {
+						SchemaProps: spec.SchemaProps{
+							Description: "generation is the metadata.generation the change made.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+				},
+				Required: []string{"time", "generation"},
+			},
+		},
+		Dependencies: []string{
+			v1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -515,12 +636,41 @@ func schema_pkg_apis_flagpole_v1beta1_FlagEvaluation(ref common.ReferenceCallbac
 							Ref:         ref(v1beta1.EvaluationMetadata{}.OpenAPIModelName()),
 						},
 					},
+					"explanation": {
+						SchemaProps: spec.SchemaProps{
+							Description: "explanation says how the answer came about; only when the request asked for it (explain).",
+							Ref:         ref(v1beta1.Explanation{}.OpenAPIModelName()),
+						},
+					},
 				},
 				Required: []string{"key", "reason"},
 			},
 		},
 		Dependencies: []string{
-			v1beta1.EvaluationMetadata{}.OpenAPIModelName(), v1beta1.JSON{}.OpenAPIModelName()},
+			v1beta1.EvaluationMetadata{}.OpenAPIModelName(), v1beta1.Explanation{}.OpenAPIModelName(), v1beta1.JSON{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_FlagLifecycle(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagLifecycle says what kind of flag this is.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "kind is Release (40 days), Experiment (40 days), Operational (7 days), KillSwitch or Permission (both permanent: never stale by age). The server's --lifecycle-lifetimes may change the lifetimes.\n\nPossible enum values:\n - `\"Experiment\"` splits traffic between variants to compare them; it goes once the experiment is decided.\n - `\"KillSwitch\"` turns functionality off in an emergency; it is permanent.\n - `\"Operational\"` controls an operational aspect for a short while (a migration, a rollout of infrastructure).\n - `\"Permission\"` gives functionality to some users; it is permanent.\n - `\"Release\"` guards code that is being released; it goes once everyone has it.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Experiment", "KillSwitch", "Operational", "Permission", "Release"},
+						},
+					},
+				},
+				Required: []string{"kind"},
+			},
+		},
 	}
 }
 
@@ -749,6 +899,159 @@ func schema_pkg_apis_flagpole_v1beta1_FlagOverrideStatus(ref common.ReferenceCal
 	}
 }
 
+func schema_pkg_apis_flagpole_v1beta1_FlagReference(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagReference names one flag.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name of the flag.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"uid": {
+						SchemaProps: spec.SchemaProps{
+							Description: "uid of the flag: a flag deleted and created again is another flag.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"name"},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_FlagRevision(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagRevision is one generation of a flag's spec, kept so that a person can see who changed what and restore it. The server writes one for every generation of every flag (derived from the watch, after the change is stored) and removes them past the retention limits or with their flag; clients can only read them. Its name is <flag>.<generation>; the label flagpole.dev/flag names its flag.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"flag": {
+						SchemaProps: spec.SchemaProps{
+							Description: "flag is the flag this is a revision of.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1beta1.FlagReference{}.OpenAPIModelName()),
+						},
+					},
+					"change": {
+						SchemaProps: spec.SchemaProps{
+							Description: "change says who made this generation, and when.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1beta1.FlagChange{}.OpenAPIModelName()),
+						},
+					},
+					"diff": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "diff lists what changed from the previous revision kept, one line per changed field (\"spec.state: \\\"Enabled\\\" → \\\"Disabled\\\"\"); empty for the first.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "spec is the flag's spec at this generation: PUT it back (or replace /spec with it in a JSON patch) to restore it.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1beta1.FlagSpec{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"flag", "change", "spec"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.FlagChange{}.OpenAPIModelName(), v1beta1.FlagReference{}.OpenAPIModelName(), v1beta1.FlagSpec{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_FlagRevisionList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagRevisionList is a list of FlagRevisions.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(v1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Type: []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.FlagRevision{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.FlagRevision{}.OpenAPIModelName(), v1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
 func schema_pkg_apis_flagpole_v1beta1_FlagSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -842,12 +1145,18 @@ func schema_pkg_apis_flagpole_v1beta1_FlagSpec(ref common.ReferenceCallback) com
 							Ref:         ref(v1.Time{}.OpenAPIModelName()),
 						},
 					},
+					"lifecycle": {
+						SchemaProps: spec.SchemaProps{
+							Description: "lifecycle says what kind of flag this is, and so how long it is expected to live: a flag older than its kind's expected lifetime is Stale. Without it the flag has no expected lifetime.",
+							Ref:         ref(v1beta1.FlagLifecycle{}.OpenAPIModelName()),
+						},
+					},
 				},
 				Required: []string{"type", "variants"},
 			},
 		},
 		Dependencies: []string{
-			v1beta1.Rule{}.OpenAPIModelName(), v1beta1.Variant{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
+			v1beta1.FlagLifecycle{}.OpenAPIModelName(), v1beta1.Rule{}.OpenAPIModelName(), v1beta1.Variant{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -877,7 +1186,7 @@ func schema_pkg_apis_flagpole_v1beta1_FlagStatus(ref common.ReferenceCallback) c
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "conditions: Ready (references resolve, expressions compile) and Stale (past spec.expiresAt).",
+							Description: "conditions: Ready (references resolve, expressions compile) and Stale (past spec.expiresAt, not evaluated for a while, serving one variant to every evaluation, or older than its lifecycle kind's lifetime).",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -888,11 +1197,192 @@ func schema_pkg_apis_flagpole_v1beta1_FlagStatus(ref common.ReferenceCallback) c
 							},
 						},
 					},
+					"lastChange": {
+						SchemaProps: spec.SchemaProps{
+							Description: "lastChange says who last changed the spec, when, and to which generation. The server writes it in the same write as the change; clients cannot set it.",
+							Ref:         ref(v1beta1.FlagChange{}.OpenAPIModelName()),
+						},
+					},
+					"usage": {
+						SchemaProps: spec.SchemaProps{
+							Description: "usage is what real traffic did with the flag, across every replica and the in-process providers that report. It is computed when the flag is read (get, list, and the answers of writes) and never stored: watch events do not carry it, and a write ignores it.",
+							Ref:         ref(v1beta1.FlagUsage{}.OpenAPIModelName()),
+						},
+					},
+					"rollouts": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"rule",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "rollouts says where each rule's rollout plan is. The server's rollout controller and the flags/rollout subresource write it; evaluation reads the weight in effect from it.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.RolloutStatus{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.Condition{}.OpenAPIModelName()},
+			v1beta1.FlagChange{}.OpenAPIModelName(), v1beta1.FlagUsage{}.OpenAPIModelName(), v1beta1.RolloutStatus{}.OpenAPIModelName(), v1.Condition{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_FlagUsage(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagUsage is what real traffic did with a flag.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"lastEvaluated": {
+						SchemaProps: spec.SchemaProps{
+							Description: "lastEvaluated is when the flag was last evaluated, by any replica or reporting provider. Absent: never, since countingSince.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"firstEvaluated": {
+						SchemaProps: spec.SchemaProps{
+							Description: "firstEvaluated is when the flag was first evaluated.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"countingSince": {
+						SchemaProps: spec.SchemaProps{
+							Description: "countingSince is when the server began counting evaluations: nothing before it is known.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"variants": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "variants says when each variant was last served.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.VariantUsage{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"windows": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"window",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "windows count the evaluations of the last hour (1h), day (24h) and week (7d); each counts from its since, which lies between one and one and a quarter of its length ago.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.UsageWindow{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.UsageWindow{}.OpenAPIModelName(), v1beta1.VariantUsage{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_FlagUsageReport(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FlagUsageReport counts one flag's evaluations.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name of the flag.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"uid": {
+						SchemaProps: spec.SchemaProps{
+							Description: "uid of the flag evaluated; when set it must be the flag's.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"reasons": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"reason",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "reasons counts the evaluations by OpenFeature reason; their sum is the number of evaluations.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.ReasonCount{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"variants": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "variants counts the evaluations that served each variant, each one of the flag's; their sum is at most the number of evaluations.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.VariantCount{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"name", "reasons"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.ReasonCount{}.OpenAPIModelName(), v1beta1.VariantCount{}.OpenAPIModelName()},
 	}
 }
 
@@ -903,6 +1393,36 @@ func schema_pkg_apis_flagpole_v1beta1_JSON(ref common.ReferenceCallback) common.
 				Description: "JSON holds an arbitrary JSON value. It is kept as raw bytes so that the type has a protobuf encoding: a message with the value's JSON text in field 1. Its protobuf methods are hand-written (marshal_proto.go) so that decoding protobuf applies the checks decoding JSON does.",
 				Type:        v1beta1.JSON{}.OpenAPISchemaType(),
 				Format:      v1beta1.JSON{}.OpenAPISchemaFormat(),
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_ReasonCount(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ReasonCount is how often a reason was answered.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "reason is an OpenFeature reason: STATIC, TARGETING_MATCH, SPLIT, DEFAULT, DISABLED or ERROR.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"count": {
+						SchemaProps: spec.SchemaProps{
+							Description: "count of evaluations that answered it.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+				},
+				Required: []string{"reason", "count"},
 			},
 		},
 	}
@@ -948,12 +1468,325 @@ func schema_pkg_apis_flagpole_v1beta1_Rollout(ref common.ReferenceCallback) comm
 							Enum:        []interface{}{"FlagdV1", "FlagdV2"},
 						},
 					},
+					"plan": {
+						SchemaProps: spec.SchemaProps{
+							Description: "plan moves the rollout in steps, run by the server: each step gives the plan's variant a percentage of the rule's traffic (the other variants share the rest in the distribution's proportions) until its duration passes or someone approves. The distribution is what the rule serves before the plan starts and after an abort; the server never rewrites it. status.rollouts says where the plan is.",
+							Ref:         ref(v1beta1.RolloutPlan{}.OpenAPIModelName()),
+						},
+					},
 				},
 				Required: []string{"distribution"},
 			},
 		},
 		Dependencies: []string{
-			v1beta1.WeightedVariant{}.OpenAPIModelName()},
+			v1beta1.RolloutPlan{}.OpenAPIModelName(), v1beta1.WeightedVariant{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_RolloutAction(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RolloutAction is what a client POSTs to flags/rollout to move a plan by hand; the answer is the flag with its new status. RBAC grants it apart from editing the flag (create on flags/rollout).",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"rule": {
+						SchemaProps: spec.SchemaProps{
+							Description: "rule names the rule whose plan to act on; it may be left out when the flag has one plan.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"action": {
+						SchemaProps: spec.SchemaProps{
+							Description: "action is Pause, Resume, Promote (end the current step now: its duration or its approval), Approve (end a step that waits for approval) or Abort (everyone back on the distribution).\n\nPossible enum values:\n - `\"Abort\"`\n - `\"Approve\"`\n - `\"Pause\"`\n - `\"Promote\"`\n - `\"Resume\"`",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Abort", "Approve", "Pause", "Promote", "Resume"},
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "message says why, for the plan's status and its Event.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"action"},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_RolloutGuard(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RolloutGuard is a metric a step must keep within bounds.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"query": {
+						SchemaProps: spec.SchemaProps{
+							Description: "query is a PromQL instant query whose answer is one number: a scalar or a vector of one sample.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"abortAbove": {
+						SchemaProps: spec.SchemaProps{
+							Description: "abortAbove aborts the plan when the value is above it.",
+							Ref:         ref(resource.Quantity{}.OpenAPIModelName()),
+						},
+					},
+					"abortBelow": {
+						SchemaProps: spec.SchemaProps{
+							Description: "abortBelow aborts the plan when the value is below it.",
+							Ref:         ref(resource.Quantity{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"query"},
+			},
+		},
+		Dependencies: []string{
+			resource.Quantity{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_RolloutPlan(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RolloutPlan is a rollout in steps.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"variant": {
+						SchemaProps: spec.SchemaProps{
+							Description: "variant is the variant rolled out, one of the distribution's.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"steps": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "steps in order, their weights rising.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.RolloutStep{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"variant", "steps"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.RolloutStep{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_RolloutStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RolloutStatus is where one rule's plan is.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"rule": {
+						SchemaProps: spec.SchemaProps{
+							Description: "rule names the rule.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"plan": {
+						SchemaProps: spec.SchemaProps{
+							Description: "plan identifies the plan this status is of (a hash of it): a changed plan goes on from the first of its steps not below the weight in effect, a plan of another variant starts again.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"phase": {
+						SchemaProps: spec.SchemaProps{
+							Description: "phase is where the plan is.\n\nPossible enum values:\n - `\"Aborted\"` : stopped, everyone back on the distribution.\n - `\"Completed\"` : the last step is reached and over.\n - `\"Paused\"` : held, by a person or because a guard could not be read.\n - `\"Progressing\"` : the current step ends when its duration has passed.\n - `\"Waiting\"` : the current step waits for approval.",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Aborted", "Completed", "Paused", "Progressing", "Waiting"},
+						},
+					},
+					"step": {
+						SchemaProps: spec.SchemaProps{
+							Description: "step is the index of the current step.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"weight": {
+						SchemaProps: spec.SchemaProps{
+							Description: "weight is the percentage of the rule's traffic the plan's variant gets now; 0 after an abort.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"stepStartedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "stepStartedAt is when the current step began.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"nextStepAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "nextStepAt is when the current step ends, while it progresses.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"remaining": {
+						SchemaProps: spec.SchemaProps{
+							Description: "remaining is what was left of a paused step's duration.",
+							Ref:         ref(v1.Duration{}.OpenAPIModelName()),
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "reason is a CamelCase word for the last transition (Started, Advanced, Approved, Promoted, Paused, Resumed, GuardUnavailable, GuardTripped, Aborted, Completed).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "message says it for people: who, and why.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"steps": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "steps records when each step reached began.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.RolloutStepStatus{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"rule"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.RolloutStepStatus{}.OpenAPIModelName(), v1.Duration{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_RolloutStep(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RolloutStep is one step of a plan.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"weight": {
+						SchemaProps: spec.SchemaProps{
+							Description: "weight is the percentage (1 to 100) of the rule's traffic the plan's variant gets during the step.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"duration": {
+						SchemaProps: spec.SchemaProps{
+							Description: "duration: the step lasts this long, then the next begins.",
+							Ref:         ref(v1.Duration{}.OpenAPIModelName()),
+						},
+					},
+					"approval": {
+						SchemaProps: spec.SchemaProps{
+							Description: "approval: the step lasts until someone approves it (flags/rollout). A step has a duration or an approval; the last may have neither, and the plan is complete once it is reached.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"guard": {
+						SchemaProps: spec.SchemaProps{
+							Description: "guard aborts the plan when a Prometheus query crosses a threshold while the step is current.",
+							Ref:         ref(v1beta1.RolloutGuard{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"weight"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.RolloutGuard{}.OpenAPIModelName(), v1.Duration{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_RolloutStepStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RolloutStepStatus records one step reached.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"step": {
+						SchemaProps: spec.SchemaProps{
+							Description: "step is the step's index.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"startedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "startedAt is when it began.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"step", "startedAt"},
+			},
+		},
+		Dependencies: []string{
+			v1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -1017,6 +1850,51 @@ func schema_pkg_apis_flagpole_v1beta1_Rule(ref common.ReferenceCallback) common.
 		},
 		Dependencies: []string{
 			v1beta1.Rollout{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_RuleExplanation(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RuleExplanation is what trying one rule came to, and why.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name is the rule's name.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"outcome": {
+						SchemaProps: spec.SchemaProps{
+							Description: "outcome is Matched, False, MissingAttribute, Excluded, SegmentNotFound or Error.\n\nPossible enum values:\n - `\"Error\"` : an expression of the rule or its segments failed, or its rollout could not bucket the context: the answer is that error.\n - `\"Excluded\"` : the segment named excludes the targeting key.\n - `\"False\"` : when, or the when of the segment named, is false; or the segment has no when and does not include the targeting key.\n - `\"Matched\"` : every segment contains the context and when is true.\n - `\"MissingAttribute\"` : when (or the segment's) read a context attribute the context lacks, which does not match.\n - `\"SegmentNotFound\"` : the segment named does not exist.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Error", "Excluded", "False", "Matched", "MissingAttribute", "SegmentNotFound"},
+						},
+					},
+					"segment": {
+						SchemaProps: spec.SchemaProps{
+							Description: "segment names the segment the outcome is about; empty when it is about the rule's own when (or rollout).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "message says more, for people: the attribute missing, the error.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"name", "outcome"},
+			},
+		},
 	}
 }
 
@@ -1177,6 +2055,172 @@ func schema_pkg_apis_flagpole_v1beta1_SegmentSpec(ref common.ReferenceCallback) 
 	}
 }
 
+func schema_pkg_apis_flagpole_v1beta1_UsageReport(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "UsageReport is how an in-process provider (pkg/openfeature) tells the server what it evaluated, so that its flags' usage counts its traffic. It is create-only and never stored: its counts are added to the replica's own. Creating one needs `create` on `usagereports` in the namespace.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "spec holds the counts.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1beta1.UsageReportSpec{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.UsageReportSpec{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_UsageReportSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "UsageReportSpec is what a provider evaluated since its last report.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"flags": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "flags has one entry per flag evaluated, each a flag of the report's namespace. At most 1000.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.FlagUsageReport{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.FlagUsageReport{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_UsageWindow(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "UsageWindow counts the evaluations since a time.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"window": {
+						SchemaProps: spec.SchemaProps{
+							Description: "window is 1h, 24h or 7d.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"since": {
+						SchemaProps: spec.SchemaProps{
+							Description: "since is where the counts begin.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"evaluations": {
+						SchemaProps: spec.SchemaProps{
+							Description: "evaluations counts every evaluation, errors included.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"errors": {
+						SchemaProps: spec.SchemaProps{
+							Description: "errors counts the evaluations that answered reason ERROR.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"variants": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "variants counts the evaluations that served each variant; the remainder served none (the code default applied).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.VariantCount{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"reasons": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"reason",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "reasons counts the evaluations by OpenFeature reason.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1beta1.ReasonCount{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"window", "since", "evaluations"},
+			},
+		},
+		Dependencies: []string{
+			v1beta1.ReasonCount{}.OpenAPIModelName(), v1beta1.VariantCount{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
+	}
+}
+
 func schema_pkg_apis_flagpole_v1beta1_Variant(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -1204,6 +2248,66 @@ func schema_pkg_apis_flagpole_v1beta1_Variant(ref common.ReferenceCallback) comm
 		},
 		Dependencies: []string{
 			v1beta1.JSON{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_VariantCount(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "VariantCount is how often a variant was served.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name of the variant.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"count": {
+						SchemaProps: spec.SchemaProps{
+							Description: "count of evaluations that served it.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+				},
+				Required: []string{"name", "count"},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_flagpole_v1beta1_VariantUsage(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "VariantUsage is when a variant was last served.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name of the variant.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"lastServed": {
+						SchemaProps: spec.SchemaProps{
+							Description: "lastServed is when an evaluation last answered it.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"name", "lastServed"},
+			},
+		},
+		Dependencies: []string{
+			v1.Time{}.OpenAPIModelName()},
 	}
 }
 

@@ -18,10 +18,20 @@ func addFieldLabelConversions(scheme *runtime.Scheme) error {
 	if err := scheme.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("Flag"),
 		func(label, value string) (string, string, error) {
 			switch label {
-			case "metadata.name", "metadata.namespace", flagpole.FlagFieldState, flagpole.FlagFieldType:
+			case "metadata.name", "metadata.namespace", flagpole.FlagFieldState, flagpole.FlagFieldType, flagpole.FlagFieldStale:
 				return label, value, nil
 			}
-			return "", "", fmt.Errorf("field label %q is not supported for Flag: use metadata.name, metadata.namespace, %s or %s", label, flagpole.FlagFieldState, flagpole.FlagFieldType)
+			return "", "", fmt.Errorf("field label %q is not supported for Flag: use metadata.name, metadata.namespace, %s, %s or %s", label, flagpole.FlagFieldState, flagpole.FlagFieldType, flagpole.FlagFieldStale)
+		}); err != nil {
+		return err
+	}
+	if err := scheme.AddFieldLabelConversionFunc(SchemeGroupVersion.WithKind("FlagRevision"),
+		func(label, value string) (string, string, error) {
+			switch label {
+			case "metadata.name", "metadata.namespace", flagpole.FlagRevisionFieldFlag:
+				return label, value, nil
+			}
+			return "", "", fmt.Errorf("field label %q is not supported for FlagRevision: use metadata.name, metadata.namespace or %s", label, flagpole.FlagRevisionFieldFlag)
 		}); err != nil {
 		return err
 	}

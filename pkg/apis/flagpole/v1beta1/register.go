@@ -38,8 +38,12 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&FlagOverride{},
 		&FlagOverrideList{},
 		&EvaluationRequest{},
+		&RolloutAction{},
 		&EvaluationResult{},
 		&Evaluation{},
+		&FlagRevision{},
+		&FlagRevisionList{},
+		&UsageReport{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

@@ -96,6 +96,16 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}); err != nil {
 		return err
 	}
+	if err := s.AddGeneratedConversionFunc((*Explanation)(nil), (*flagpole.Explanation)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_Explanation_To_flagpole_Explanation(a.(*Explanation), b.(*flagpole.Explanation), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.Explanation)(nil), (*Explanation)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_Explanation_To_v1beta1_Explanation(a.(*flagpole.Explanation), b.(*Explanation), scope)
+	}); err != nil {
+		return err
+	}
 	if err := s.AddGeneratedConversionFunc((*Flag)(nil), (*flagpole.Flag)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1beta1_Flag_To_flagpole_Flag(a.(*Flag), b.(*flagpole.Flag), scope)
 	}); err != nil {
@@ -106,6 +116,16 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}); err != nil {
 		return err
 	}
+	if err := s.AddGeneratedConversionFunc((*FlagChange)(nil), (*flagpole.FlagChange)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagChange_To_flagpole_FlagChange(a.(*FlagChange), b.(*flagpole.FlagChange), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagChange)(nil), (*FlagChange)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagChange_To_v1beta1_FlagChange(a.(*flagpole.FlagChange), b.(*FlagChange), scope)
+	}); err != nil {
+		return err
+	}
 	if err := s.AddGeneratedConversionFunc((*FlagEvaluation)(nil), (*flagpole.FlagEvaluation)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1beta1_FlagEvaluation_To_flagpole_FlagEvaluation(a.(*FlagEvaluation), b.(*flagpole.FlagEvaluation), scope)
 	}); err != nil {
@@ -113,6 +133,16 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}
 	if err := s.AddGeneratedConversionFunc((*flagpole.FlagEvaluation)(nil), (*FlagEvaluation)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_flagpole_FlagEvaluation_To_v1beta1_FlagEvaluation(a.(*flagpole.FlagEvaluation), b.(*FlagEvaluation), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*FlagLifecycle)(nil), (*flagpole.FlagLifecycle)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagLifecycle_To_flagpole_FlagLifecycle(a.(*FlagLifecycle), b.(*flagpole.FlagLifecycle), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagLifecycle)(nil), (*FlagLifecycle)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagLifecycle_To_v1beta1_FlagLifecycle(a.(*flagpole.FlagLifecycle), b.(*FlagLifecycle), scope)
 	}); err != nil {
 		return err
 	}
@@ -166,6 +196,36 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}); err != nil {
 		return err
 	}
+	if err := s.AddGeneratedConversionFunc((*FlagReference)(nil), (*flagpole.FlagReference)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagReference_To_flagpole_FlagReference(a.(*FlagReference), b.(*flagpole.FlagReference), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagReference)(nil), (*FlagReference)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagReference_To_v1beta1_FlagReference(a.(*flagpole.FlagReference), b.(*FlagReference), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*FlagRevision)(nil), (*flagpole.FlagRevision)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagRevision_To_flagpole_FlagRevision(a.(*FlagRevision), b.(*flagpole.FlagRevision), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagRevision)(nil), (*FlagRevision)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagRevision_To_v1beta1_FlagRevision(a.(*flagpole.FlagRevision), b.(*FlagRevision), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*FlagRevisionList)(nil), (*flagpole.FlagRevisionList)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagRevisionList_To_flagpole_FlagRevisionList(a.(*FlagRevisionList), b.(*flagpole.FlagRevisionList), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagRevisionList)(nil), (*FlagRevisionList)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagRevisionList_To_v1beta1_FlagRevisionList(a.(*flagpole.FlagRevisionList), b.(*FlagRevisionList), scope)
+	}); err != nil {
+		return err
+	}
 	if err := s.AddGeneratedConversionFunc((*FlagSpec)(nil), (*flagpole.FlagSpec)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1beta1_FlagSpec_To_flagpole_FlagSpec(a.(*FlagSpec), b.(*flagpole.FlagSpec), scope)
 	}); err != nil {
@@ -186,6 +246,26 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}); err != nil {
 		return err
 	}
+	if err := s.AddGeneratedConversionFunc((*FlagUsage)(nil), (*flagpole.FlagUsage)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagUsage_To_flagpole_FlagUsage(a.(*FlagUsage), b.(*flagpole.FlagUsage), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagUsage)(nil), (*FlagUsage)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagUsage_To_v1beta1_FlagUsage(a.(*flagpole.FlagUsage), b.(*FlagUsage), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*FlagUsageReport)(nil), (*flagpole.FlagUsageReport)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_FlagUsageReport_To_flagpole_FlagUsageReport(a.(*FlagUsageReport), b.(*flagpole.FlagUsageReport), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.FlagUsageReport)(nil), (*FlagUsageReport)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_FlagUsageReport_To_v1beta1_FlagUsageReport(a.(*flagpole.FlagUsageReport), b.(*FlagUsageReport), scope)
+	}); err != nil {
+		return err
+	}
 	if err := s.AddGeneratedConversionFunc((*JSON)(nil), (*flagpole.JSON)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1beta1_JSON_To_flagpole_JSON(a.(*JSON), b.(*flagpole.JSON), scope)
 	}); err != nil {
@@ -193,6 +273,16 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}
 	if err := s.AddGeneratedConversionFunc((*flagpole.JSON)(nil), (*JSON)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_flagpole_JSON_To_v1beta1_JSON(a.(*flagpole.JSON), b.(*JSON), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*ReasonCount)(nil), (*flagpole.ReasonCount)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_ReasonCount_To_flagpole_ReasonCount(a.(*ReasonCount), b.(*flagpole.ReasonCount), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.ReasonCount)(nil), (*ReasonCount)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_ReasonCount_To_v1beta1_ReasonCount(a.(*flagpole.ReasonCount), b.(*ReasonCount), scope)
 	}); err != nil {
 		return err
 	}
@@ -206,6 +296,66 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}); err != nil {
 		return err
 	}
+	if err := s.AddGeneratedConversionFunc((*RolloutAction)(nil), (*flagpole.RolloutAction)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_RolloutAction_To_flagpole_RolloutAction(a.(*RolloutAction), b.(*flagpole.RolloutAction), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.RolloutAction)(nil), (*RolloutAction)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_RolloutAction_To_v1beta1_RolloutAction(a.(*flagpole.RolloutAction), b.(*RolloutAction), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*RolloutGuard)(nil), (*flagpole.RolloutGuard)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_RolloutGuard_To_flagpole_RolloutGuard(a.(*RolloutGuard), b.(*flagpole.RolloutGuard), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.RolloutGuard)(nil), (*RolloutGuard)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_RolloutGuard_To_v1beta1_RolloutGuard(a.(*flagpole.RolloutGuard), b.(*RolloutGuard), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*RolloutPlan)(nil), (*flagpole.RolloutPlan)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_RolloutPlan_To_flagpole_RolloutPlan(a.(*RolloutPlan), b.(*flagpole.RolloutPlan), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.RolloutPlan)(nil), (*RolloutPlan)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_RolloutPlan_To_v1beta1_RolloutPlan(a.(*flagpole.RolloutPlan), b.(*RolloutPlan), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*RolloutStatus)(nil), (*flagpole.RolloutStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_RolloutStatus_To_flagpole_RolloutStatus(a.(*RolloutStatus), b.(*flagpole.RolloutStatus), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.RolloutStatus)(nil), (*RolloutStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_RolloutStatus_To_v1beta1_RolloutStatus(a.(*flagpole.RolloutStatus), b.(*RolloutStatus), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*RolloutStep)(nil), (*flagpole.RolloutStep)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_RolloutStep_To_flagpole_RolloutStep(a.(*RolloutStep), b.(*flagpole.RolloutStep), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.RolloutStep)(nil), (*RolloutStep)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_RolloutStep_To_v1beta1_RolloutStep(a.(*flagpole.RolloutStep), b.(*RolloutStep), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*RolloutStepStatus)(nil), (*flagpole.RolloutStepStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_RolloutStepStatus_To_flagpole_RolloutStepStatus(a.(*RolloutStepStatus), b.(*flagpole.RolloutStepStatus), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.RolloutStepStatus)(nil), (*RolloutStepStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_RolloutStepStatus_To_v1beta1_RolloutStepStatus(a.(*flagpole.RolloutStepStatus), b.(*RolloutStepStatus), scope)
+	}); err != nil {
+		return err
+	}
 	if err := s.AddGeneratedConversionFunc((*Rule)(nil), (*flagpole.Rule)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1beta1_Rule_To_flagpole_Rule(a.(*Rule), b.(*flagpole.Rule), scope)
 	}); err != nil {
@@ -213,6 +363,16 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}
 	if err := s.AddGeneratedConversionFunc((*flagpole.Rule)(nil), (*Rule)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_flagpole_Rule_To_v1beta1_Rule(a.(*flagpole.Rule), b.(*Rule), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*RuleExplanation)(nil), (*flagpole.RuleExplanation)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_RuleExplanation_To_flagpole_RuleExplanation(a.(*RuleExplanation), b.(*flagpole.RuleExplanation), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.RuleExplanation)(nil), (*RuleExplanation)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_RuleExplanation_To_v1beta1_RuleExplanation(a.(*flagpole.RuleExplanation), b.(*RuleExplanation), scope)
 	}); err != nil {
 		return err
 	}
@@ -246,6 +406,36 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}); err != nil {
 		return err
 	}
+	if err := s.AddGeneratedConversionFunc((*UsageReport)(nil), (*flagpole.UsageReport)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_UsageReport_To_flagpole_UsageReport(a.(*UsageReport), b.(*flagpole.UsageReport), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.UsageReport)(nil), (*UsageReport)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_UsageReport_To_v1beta1_UsageReport(a.(*flagpole.UsageReport), b.(*UsageReport), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*UsageReportSpec)(nil), (*flagpole.UsageReportSpec)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_UsageReportSpec_To_flagpole_UsageReportSpec(a.(*UsageReportSpec), b.(*flagpole.UsageReportSpec), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.UsageReportSpec)(nil), (*UsageReportSpec)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_UsageReportSpec_To_v1beta1_UsageReportSpec(a.(*flagpole.UsageReportSpec), b.(*UsageReportSpec), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*UsageWindow)(nil), (*flagpole.UsageWindow)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_UsageWindow_To_flagpole_UsageWindow(a.(*UsageWindow), b.(*flagpole.UsageWindow), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.UsageWindow)(nil), (*UsageWindow)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_UsageWindow_To_v1beta1_UsageWindow(a.(*flagpole.UsageWindow), b.(*UsageWindow), scope)
+	}); err != nil {
+		return err
+	}
 	if err := s.AddGeneratedConversionFunc((*Variant)(nil), (*flagpole.Variant)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1beta1_Variant_To_flagpole_Variant(a.(*Variant), b.(*flagpole.Variant), scope)
 	}); err != nil {
@@ -253,6 +443,26 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}
 	if err := s.AddGeneratedConversionFunc((*flagpole.Variant)(nil), (*Variant)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_flagpole_Variant_To_v1beta1_Variant(a.(*flagpole.Variant), b.(*Variant), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*VariantCount)(nil), (*flagpole.VariantCount)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_VariantCount_To_flagpole_VariantCount(a.(*VariantCount), b.(*flagpole.VariantCount), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.VariantCount)(nil), (*VariantCount)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_VariantCount_To_v1beta1_VariantCount(a.(*flagpole.VariantCount), b.(*VariantCount), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*VariantUsage)(nil), (*flagpole.VariantUsage)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1beta1_VariantUsage_To_flagpole_VariantUsage(a.(*VariantUsage), b.(*flagpole.VariantUsage), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*flagpole.VariantUsage)(nil), (*VariantUsage)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_flagpole_VariantUsage_To_v1beta1_VariantUsage(a.(*flagpole.VariantUsage), b.(*VariantUsage), scope)
 	}); err != nil {
 		return err
 	}
@@ -326,6 +536,7 @@ func autoConvert_v1beta1_EvaluationRequest_To_flagpole_EvaluationRequest(in *Eva
 		return err
 	}
 	out.Type = flagpole.FlagType(in.Type)
+	out.Explain = in.Explain
 	return nil
 }
 
@@ -339,6 +550,7 @@ func autoConvert_flagpole_EvaluationRequest_To_v1beta1_EvaluationRequest(in *fla
 		return err
 	}
 	out.Type = FlagType(in.Type)
+	out.Explain = in.Explain
 	return nil
 }
 
@@ -411,6 +623,26 @@ func Convert_flagpole_EvaluationStatus_To_v1beta1_EvaluationStatus(in *flagpole.
 	return autoConvert_flagpole_EvaluationStatus_To_v1beta1_EvaluationStatus(in, out, s)
 }
 
+func autoConvert_v1beta1_Explanation_To_flagpole_Explanation(in *Explanation, out *flagpole.Explanation, s conversion.Scope) error {
+	*out = *(*flagpole.Explanation)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_Explanation_To_flagpole_Explanation is an autogenerated conversion function.
+func Convert_v1beta1_Explanation_To_flagpole_Explanation(in *Explanation, out *flagpole.Explanation, s conversion.Scope) error {
+	return autoConvert_v1beta1_Explanation_To_flagpole_Explanation(in, out, s)
+}
+
+func autoConvert_flagpole_Explanation_To_v1beta1_Explanation(in *flagpole.Explanation, out *Explanation, s conversion.Scope) error {
+	*out = *(*Explanation)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_Explanation_To_v1beta1_Explanation is an autogenerated conversion function.
+func Convert_flagpole_Explanation_To_v1beta1_Explanation(in *flagpole.Explanation, out *Explanation, s conversion.Scope) error {
+	return autoConvert_flagpole_Explanation_To_v1beta1_Explanation(in, out, s)
+}
+
 func autoConvert_v1beta1_Flag_To_flagpole_Flag(in *Flag, out *flagpole.Flag, s conversion.Scope) error {
 	out.ObjectMeta = in.ObjectMeta
 	if err := Convert_v1beta1_FlagSpec_To_flagpole_FlagSpec(&in.Spec, &out.Spec, s); err != nil {
@@ -443,6 +675,26 @@ func Convert_flagpole_Flag_To_v1beta1_Flag(in *flagpole.Flag, out *Flag, s conve
 	return autoConvert_flagpole_Flag_To_v1beta1_Flag(in, out, s)
 }
 
+func autoConvert_v1beta1_FlagChange_To_flagpole_FlagChange(in *FlagChange, out *flagpole.FlagChange, s conversion.Scope) error {
+	*out = *(*flagpole.FlagChange)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_FlagChange_To_flagpole_FlagChange is an autogenerated conversion function.
+func Convert_v1beta1_FlagChange_To_flagpole_FlagChange(in *FlagChange, out *flagpole.FlagChange, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagChange_To_flagpole_FlagChange(in, out, s)
+}
+
+func autoConvert_flagpole_FlagChange_To_v1beta1_FlagChange(in *flagpole.FlagChange, out *FlagChange, s conversion.Scope) error {
+	*out = *(*FlagChange)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_FlagChange_To_v1beta1_FlagChange is an autogenerated conversion function.
+func Convert_flagpole_FlagChange_To_v1beta1_FlagChange(in *flagpole.FlagChange, out *FlagChange, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagChange_To_v1beta1_FlagChange(in, out, s)
+}
+
 func autoConvert_v1beta1_FlagEvaluation_To_flagpole_FlagEvaluation(in *FlagEvaluation, out *flagpole.FlagEvaluation, s conversion.Scope) error {
 	*out = *(*flagpole.FlagEvaluation)(unsafe.Pointer(in))
 	return nil
@@ -461,6 +713,26 @@ func autoConvert_flagpole_FlagEvaluation_To_v1beta1_FlagEvaluation(in *flagpole.
 // Convert_flagpole_FlagEvaluation_To_v1beta1_FlagEvaluation is an autogenerated conversion function.
 func Convert_flagpole_FlagEvaluation_To_v1beta1_FlagEvaluation(in *flagpole.FlagEvaluation, out *FlagEvaluation, s conversion.Scope) error {
 	return autoConvert_flagpole_FlagEvaluation_To_v1beta1_FlagEvaluation(in, out, s)
+}
+
+func autoConvert_v1beta1_FlagLifecycle_To_flagpole_FlagLifecycle(in *FlagLifecycle, out *flagpole.FlagLifecycle, s conversion.Scope) error {
+	*out = *(*flagpole.FlagLifecycle)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_FlagLifecycle_To_flagpole_FlagLifecycle is an autogenerated conversion function.
+func Convert_v1beta1_FlagLifecycle_To_flagpole_FlagLifecycle(in *FlagLifecycle, out *flagpole.FlagLifecycle, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagLifecycle_To_flagpole_FlagLifecycle(in, out, s)
+}
+
+func autoConvert_flagpole_FlagLifecycle_To_v1beta1_FlagLifecycle(in *flagpole.FlagLifecycle, out *FlagLifecycle, s conversion.Scope) error {
+	*out = *(*FlagLifecycle)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_FlagLifecycle_To_v1beta1_FlagLifecycle is an autogenerated conversion function.
+func Convert_flagpole_FlagLifecycle_To_v1beta1_FlagLifecycle(in *flagpole.FlagLifecycle, out *FlagLifecycle, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagLifecycle_To_v1beta1_FlagLifecycle(in, out, s)
 }
 
 func autoConvert_v1beta1_FlagList_To_flagpole_FlagList(in *FlagList, out *flagpole.FlagList, s conversion.Scope) error {
@@ -579,6 +851,88 @@ func Convert_flagpole_FlagOverrideStatus_To_v1beta1_FlagOverrideStatus(in *flagp
 	return autoConvert_flagpole_FlagOverrideStatus_To_v1beta1_FlagOverrideStatus(in, out, s)
 }
 
+func autoConvert_v1beta1_FlagReference_To_flagpole_FlagReference(in *FlagReference, out *flagpole.FlagReference, s conversion.Scope) error {
+	*out = *(*flagpole.FlagReference)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_FlagReference_To_flagpole_FlagReference is an autogenerated conversion function.
+func Convert_v1beta1_FlagReference_To_flagpole_FlagReference(in *FlagReference, out *flagpole.FlagReference, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagReference_To_flagpole_FlagReference(in, out, s)
+}
+
+func autoConvert_flagpole_FlagReference_To_v1beta1_FlagReference(in *flagpole.FlagReference, out *FlagReference, s conversion.Scope) error {
+	*out = *(*FlagReference)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_FlagReference_To_v1beta1_FlagReference is an autogenerated conversion function.
+func Convert_flagpole_FlagReference_To_v1beta1_FlagReference(in *flagpole.FlagReference, out *FlagReference, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagReference_To_v1beta1_FlagReference(in, out, s)
+}
+
+func autoConvert_v1beta1_FlagRevision_To_flagpole_FlagRevision(in *FlagRevision, out *flagpole.FlagRevision, s conversion.Scope) error {
+	out.ObjectMeta = in.ObjectMeta
+	if err := Convert_v1beta1_FlagReference_To_flagpole_FlagReference(&in.Flag, &out.Flag, s); err != nil {
+		return err
+	}
+	if err := Convert_v1beta1_FlagChange_To_flagpole_FlagChange(&in.Change, &out.Change, s); err != nil {
+		return err
+	}
+	out.Diff = *(*[]string)(unsafe.Pointer(&in.Diff))
+	if err := Convert_v1beta1_FlagSpec_To_flagpole_FlagSpec(&in.Spec, &out.Spec, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_v1beta1_FlagRevision_To_flagpole_FlagRevision is an autogenerated conversion function.
+func Convert_v1beta1_FlagRevision_To_flagpole_FlagRevision(in *FlagRevision, out *flagpole.FlagRevision, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagRevision_To_flagpole_FlagRevision(in, out, s)
+}
+
+func autoConvert_flagpole_FlagRevision_To_v1beta1_FlagRevision(in *flagpole.FlagRevision, out *FlagRevision, s conversion.Scope) error {
+	out.ObjectMeta = in.ObjectMeta
+	if err := Convert_flagpole_FlagReference_To_v1beta1_FlagReference(&in.Flag, &out.Flag, s); err != nil {
+		return err
+	}
+	if err := Convert_flagpole_FlagChange_To_v1beta1_FlagChange(&in.Change, &out.Change, s); err != nil {
+		return err
+	}
+	out.Diff = *(*[]string)(unsafe.Pointer(&in.Diff))
+	if err := Convert_flagpole_FlagSpec_To_v1beta1_FlagSpec(&in.Spec, &out.Spec, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_flagpole_FlagRevision_To_v1beta1_FlagRevision is an autogenerated conversion function.
+func Convert_flagpole_FlagRevision_To_v1beta1_FlagRevision(in *flagpole.FlagRevision, out *FlagRevision, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagRevision_To_v1beta1_FlagRevision(in, out, s)
+}
+
+func autoConvert_v1beta1_FlagRevisionList_To_flagpole_FlagRevisionList(in *FlagRevisionList, out *flagpole.FlagRevisionList, s conversion.Scope) error {
+	out.ListMeta = in.ListMeta
+	out.Items = *(*[]flagpole.FlagRevision)(unsafe.Pointer(&in.Items))
+	return nil
+}
+
+// Convert_v1beta1_FlagRevisionList_To_flagpole_FlagRevisionList is an autogenerated conversion function.
+func Convert_v1beta1_FlagRevisionList_To_flagpole_FlagRevisionList(in *FlagRevisionList, out *flagpole.FlagRevisionList, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagRevisionList_To_flagpole_FlagRevisionList(in, out, s)
+}
+
+func autoConvert_flagpole_FlagRevisionList_To_v1beta1_FlagRevisionList(in *flagpole.FlagRevisionList, out *FlagRevisionList, s conversion.Scope) error {
+	out.ListMeta = in.ListMeta
+	out.Items = *(*[]FlagRevision)(unsafe.Pointer(&in.Items))
+	return nil
+}
+
+// Convert_flagpole_FlagRevisionList_To_v1beta1_FlagRevisionList is an autogenerated conversion function.
+func Convert_flagpole_FlagRevisionList_To_v1beta1_FlagRevisionList(in *flagpole.FlagRevisionList, out *FlagRevisionList, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagRevisionList_To_v1beta1_FlagRevisionList(in, out, s)
+}
+
 func autoConvert_v1beta1_FlagSpec_To_flagpole_FlagSpec(in *FlagSpec, out *flagpole.FlagSpec, s conversion.Scope) error {
 	*out = *(*flagpole.FlagSpec)(unsafe.Pointer(in))
 	return nil
@@ -619,6 +973,46 @@ func Convert_flagpole_FlagStatus_To_v1beta1_FlagStatus(in *flagpole.FlagStatus, 
 	return autoConvert_flagpole_FlagStatus_To_v1beta1_FlagStatus(in, out, s)
 }
 
+func autoConvert_v1beta1_FlagUsage_To_flagpole_FlagUsage(in *FlagUsage, out *flagpole.FlagUsage, s conversion.Scope) error {
+	*out = *(*flagpole.FlagUsage)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_FlagUsage_To_flagpole_FlagUsage is an autogenerated conversion function.
+func Convert_v1beta1_FlagUsage_To_flagpole_FlagUsage(in *FlagUsage, out *flagpole.FlagUsage, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagUsage_To_flagpole_FlagUsage(in, out, s)
+}
+
+func autoConvert_flagpole_FlagUsage_To_v1beta1_FlagUsage(in *flagpole.FlagUsage, out *FlagUsage, s conversion.Scope) error {
+	*out = *(*FlagUsage)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_FlagUsage_To_v1beta1_FlagUsage is an autogenerated conversion function.
+func Convert_flagpole_FlagUsage_To_v1beta1_FlagUsage(in *flagpole.FlagUsage, out *FlagUsage, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagUsage_To_v1beta1_FlagUsage(in, out, s)
+}
+
+func autoConvert_v1beta1_FlagUsageReport_To_flagpole_FlagUsageReport(in *FlagUsageReport, out *flagpole.FlagUsageReport, s conversion.Scope) error {
+	*out = *(*flagpole.FlagUsageReport)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_FlagUsageReport_To_flagpole_FlagUsageReport is an autogenerated conversion function.
+func Convert_v1beta1_FlagUsageReport_To_flagpole_FlagUsageReport(in *FlagUsageReport, out *flagpole.FlagUsageReport, s conversion.Scope) error {
+	return autoConvert_v1beta1_FlagUsageReport_To_flagpole_FlagUsageReport(in, out, s)
+}
+
+func autoConvert_flagpole_FlagUsageReport_To_v1beta1_FlagUsageReport(in *flagpole.FlagUsageReport, out *FlagUsageReport, s conversion.Scope) error {
+	*out = *(*FlagUsageReport)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_FlagUsageReport_To_v1beta1_FlagUsageReport is an autogenerated conversion function.
+func Convert_flagpole_FlagUsageReport_To_v1beta1_FlagUsageReport(in *flagpole.FlagUsageReport, out *FlagUsageReport, s conversion.Scope) error {
+	return autoConvert_flagpole_FlagUsageReport_To_v1beta1_FlagUsageReport(in, out, s)
+}
+
 func autoConvert_v1beta1_JSON_To_flagpole_JSON(in *JSON, out *flagpole.JSON, s conversion.Scope) error {
 	out.Raw = *(*[]byte)(unsafe.Pointer(&in.Raw))
 	return nil
@@ -637,6 +1031,26 @@ func autoConvert_flagpole_JSON_To_v1beta1_JSON(in *flagpole.JSON, out *JSON, s c
 // Convert_flagpole_JSON_To_v1beta1_JSON is an autogenerated conversion function.
 func Convert_flagpole_JSON_To_v1beta1_JSON(in *flagpole.JSON, out *JSON, s conversion.Scope) error {
 	return autoConvert_flagpole_JSON_To_v1beta1_JSON(in, out, s)
+}
+
+func autoConvert_v1beta1_ReasonCount_To_flagpole_ReasonCount(in *ReasonCount, out *flagpole.ReasonCount, s conversion.Scope) error {
+	*out = *(*flagpole.ReasonCount)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_ReasonCount_To_flagpole_ReasonCount is an autogenerated conversion function.
+func Convert_v1beta1_ReasonCount_To_flagpole_ReasonCount(in *ReasonCount, out *flagpole.ReasonCount, s conversion.Scope) error {
+	return autoConvert_v1beta1_ReasonCount_To_flagpole_ReasonCount(in, out, s)
+}
+
+func autoConvert_flagpole_ReasonCount_To_v1beta1_ReasonCount(in *flagpole.ReasonCount, out *ReasonCount, s conversion.Scope) error {
+	*out = *(*ReasonCount)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_ReasonCount_To_v1beta1_ReasonCount is an autogenerated conversion function.
+func Convert_flagpole_ReasonCount_To_v1beta1_ReasonCount(in *flagpole.ReasonCount, out *ReasonCount, s conversion.Scope) error {
+	return autoConvert_flagpole_ReasonCount_To_v1beta1_ReasonCount(in, out, s)
 }
 
 func autoConvert_v1beta1_Rollout_To_flagpole_Rollout(in *Rollout, out *flagpole.Rollout, s conversion.Scope) error {
@@ -659,6 +1073,130 @@ func Convert_flagpole_Rollout_To_v1beta1_Rollout(in *flagpole.Rollout, out *Roll
 	return autoConvert_flagpole_Rollout_To_v1beta1_Rollout(in, out, s)
 }
 
+func autoConvert_v1beta1_RolloutAction_To_flagpole_RolloutAction(in *RolloutAction, out *flagpole.RolloutAction, s conversion.Scope) error {
+	out.Rule = in.Rule
+	out.Action = flagpole.RolloutActionType(in.Action)
+	out.Message = in.Message
+	return nil
+}
+
+// Convert_v1beta1_RolloutAction_To_flagpole_RolloutAction is an autogenerated conversion function.
+func Convert_v1beta1_RolloutAction_To_flagpole_RolloutAction(in *RolloutAction, out *flagpole.RolloutAction, s conversion.Scope) error {
+	return autoConvert_v1beta1_RolloutAction_To_flagpole_RolloutAction(in, out, s)
+}
+
+func autoConvert_flagpole_RolloutAction_To_v1beta1_RolloutAction(in *flagpole.RolloutAction, out *RolloutAction, s conversion.Scope) error {
+	out.Rule = in.Rule
+	out.Action = RolloutActionType(in.Action)
+	out.Message = in.Message
+	return nil
+}
+
+// Convert_flagpole_RolloutAction_To_v1beta1_RolloutAction is an autogenerated conversion function.
+func Convert_flagpole_RolloutAction_To_v1beta1_RolloutAction(in *flagpole.RolloutAction, out *RolloutAction, s conversion.Scope) error {
+	return autoConvert_flagpole_RolloutAction_To_v1beta1_RolloutAction(in, out, s)
+}
+
+func autoConvert_v1beta1_RolloutGuard_To_flagpole_RolloutGuard(in *RolloutGuard, out *flagpole.RolloutGuard, s conversion.Scope) error {
+	*out = *(*flagpole.RolloutGuard)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_RolloutGuard_To_flagpole_RolloutGuard is an autogenerated conversion function.
+func Convert_v1beta1_RolloutGuard_To_flagpole_RolloutGuard(in *RolloutGuard, out *flagpole.RolloutGuard, s conversion.Scope) error {
+	return autoConvert_v1beta1_RolloutGuard_To_flagpole_RolloutGuard(in, out, s)
+}
+
+func autoConvert_flagpole_RolloutGuard_To_v1beta1_RolloutGuard(in *flagpole.RolloutGuard, out *RolloutGuard, s conversion.Scope) error {
+	*out = *(*RolloutGuard)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_RolloutGuard_To_v1beta1_RolloutGuard is an autogenerated conversion function.
+func Convert_flagpole_RolloutGuard_To_v1beta1_RolloutGuard(in *flagpole.RolloutGuard, out *RolloutGuard, s conversion.Scope) error {
+	return autoConvert_flagpole_RolloutGuard_To_v1beta1_RolloutGuard(in, out, s)
+}
+
+func autoConvert_v1beta1_RolloutPlan_To_flagpole_RolloutPlan(in *RolloutPlan, out *flagpole.RolloutPlan, s conversion.Scope) error {
+	*out = *(*flagpole.RolloutPlan)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_RolloutPlan_To_flagpole_RolloutPlan is an autogenerated conversion function.
+func Convert_v1beta1_RolloutPlan_To_flagpole_RolloutPlan(in *RolloutPlan, out *flagpole.RolloutPlan, s conversion.Scope) error {
+	return autoConvert_v1beta1_RolloutPlan_To_flagpole_RolloutPlan(in, out, s)
+}
+
+func autoConvert_flagpole_RolloutPlan_To_v1beta1_RolloutPlan(in *flagpole.RolloutPlan, out *RolloutPlan, s conversion.Scope) error {
+	*out = *(*RolloutPlan)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_RolloutPlan_To_v1beta1_RolloutPlan is an autogenerated conversion function.
+func Convert_flagpole_RolloutPlan_To_v1beta1_RolloutPlan(in *flagpole.RolloutPlan, out *RolloutPlan, s conversion.Scope) error {
+	return autoConvert_flagpole_RolloutPlan_To_v1beta1_RolloutPlan(in, out, s)
+}
+
+func autoConvert_v1beta1_RolloutStatus_To_flagpole_RolloutStatus(in *RolloutStatus, out *flagpole.RolloutStatus, s conversion.Scope) error {
+	*out = *(*flagpole.RolloutStatus)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_RolloutStatus_To_flagpole_RolloutStatus is an autogenerated conversion function.
+func Convert_v1beta1_RolloutStatus_To_flagpole_RolloutStatus(in *RolloutStatus, out *flagpole.RolloutStatus, s conversion.Scope) error {
+	return autoConvert_v1beta1_RolloutStatus_To_flagpole_RolloutStatus(in, out, s)
+}
+
+func autoConvert_flagpole_RolloutStatus_To_v1beta1_RolloutStatus(in *flagpole.RolloutStatus, out *RolloutStatus, s conversion.Scope) error {
+	*out = *(*RolloutStatus)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_RolloutStatus_To_v1beta1_RolloutStatus is an autogenerated conversion function.
+func Convert_flagpole_RolloutStatus_To_v1beta1_RolloutStatus(in *flagpole.RolloutStatus, out *RolloutStatus, s conversion.Scope) error {
+	return autoConvert_flagpole_RolloutStatus_To_v1beta1_RolloutStatus(in, out, s)
+}
+
+func autoConvert_v1beta1_RolloutStep_To_flagpole_RolloutStep(in *RolloutStep, out *flagpole.RolloutStep, s conversion.Scope) error {
+	*out = *(*flagpole.RolloutStep)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_RolloutStep_To_flagpole_RolloutStep is an autogenerated conversion function.
+func Convert_v1beta1_RolloutStep_To_flagpole_RolloutStep(in *RolloutStep, out *flagpole.RolloutStep, s conversion.Scope) error {
+	return autoConvert_v1beta1_RolloutStep_To_flagpole_RolloutStep(in, out, s)
+}
+
+func autoConvert_flagpole_RolloutStep_To_v1beta1_RolloutStep(in *flagpole.RolloutStep, out *RolloutStep, s conversion.Scope) error {
+	*out = *(*RolloutStep)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_RolloutStep_To_v1beta1_RolloutStep is an autogenerated conversion function.
+func Convert_flagpole_RolloutStep_To_v1beta1_RolloutStep(in *flagpole.RolloutStep, out *RolloutStep, s conversion.Scope) error {
+	return autoConvert_flagpole_RolloutStep_To_v1beta1_RolloutStep(in, out, s)
+}
+
+func autoConvert_v1beta1_RolloutStepStatus_To_flagpole_RolloutStepStatus(in *RolloutStepStatus, out *flagpole.RolloutStepStatus, s conversion.Scope) error {
+	*out = *(*flagpole.RolloutStepStatus)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_RolloutStepStatus_To_flagpole_RolloutStepStatus is an autogenerated conversion function.
+func Convert_v1beta1_RolloutStepStatus_To_flagpole_RolloutStepStatus(in *RolloutStepStatus, out *flagpole.RolloutStepStatus, s conversion.Scope) error {
+	return autoConvert_v1beta1_RolloutStepStatus_To_flagpole_RolloutStepStatus(in, out, s)
+}
+
+func autoConvert_flagpole_RolloutStepStatus_To_v1beta1_RolloutStepStatus(in *flagpole.RolloutStepStatus, out *RolloutStepStatus, s conversion.Scope) error {
+	*out = *(*RolloutStepStatus)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_RolloutStepStatus_To_v1beta1_RolloutStepStatus is an autogenerated conversion function.
+func Convert_flagpole_RolloutStepStatus_To_v1beta1_RolloutStepStatus(in *flagpole.RolloutStepStatus, out *RolloutStepStatus, s conversion.Scope) error {
+	return autoConvert_flagpole_RolloutStepStatus_To_v1beta1_RolloutStepStatus(in, out, s)
+}
+
 func autoConvert_v1beta1_Rule_To_flagpole_Rule(in *Rule, out *flagpole.Rule, s conversion.Scope) error {
 	*out = *(*flagpole.Rule)(unsafe.Pointer(in))
 	return nil
@@ -677,6 +1215,26 @@ func autoConvert_flagpole_Rule_To_v1beta1_Rule(in *flagpole.Rule, out *Rule, s c
 // Convert_flagpole_Rule_To_v1beta1_Rule is an autogenerated conversion function.
 func Convert_flagpole_Rule_To_v1beta1_Rule(in *flagpole.Rule, out *Rule, s conversion.Scope) error {
 	return autoConvert_flagpole_Rule_To_v1beta1_Rule(in, out, s)
+}
+
+func autoConvert_v1beta1_RuleExplanation_To_flagpole_RuleExplanation(in *RuleExplanation, out *flagpole.RuleExplanation, s conversion.Scope) error {
+	*out = *(*flagpole.RuleExplanation)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_RuleExplanation_To_flagpole_RuleExplanation is an autogenerated conversion function.
+func Convert_v1beta1_RuleExplanation_To_flagpole_RuleExplanation(in *RuleExplanation, out *flagpole.RuleExplanation, s conversion.Scope) error {
+	return autoConvert_v1beta1_RuleExplanation_To_flagpole_RuleExplanation(in, out, s)
+}
+
+func autoConvert_flagpole_RuleExplanation_To_v1beta1_RuleExplanation(in *flagpole.RuleExplanation, out *RuleExplanation, s conversion.Scope) error {
+	*out = *(*RuleExplanation)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_RuleExplanation_To_v1beta1_RuleExplanation is an autogenerated conversion function.
+func Convert_flagpole_RuleExplanation_To_v1beta1_RuleExplanation(in *flagpole.RuleExplanation, out *RuleExplanation, s conversion.Scope) error {
+	return autoConvert_flagpole_RuleExplanation_To_v1beta1_RuleExplanation(in, out, s)
 }
 
 func autoConvert_v1beta1_Segment_To_flagpole_Segment(in *Segment, out *flagpole.Segment, s conversion.Scope) error {
@@ -747,6 +1305,72 @@ func Convert_flagpole_SegmentSpec_To_v1beta1_SegmentSpec(in *flagpole.SegmentSpe
 	return autoConvert_flagpole_SegmentSpec_To_v1beta1_SegmentSpec(in, out, s)
 }
 
+func autoConvert_v1beta1_UsageReport_To_flagpole_UsageReport(in *UsageReport, out *flagpole.UsageReport, s conversion.Scope) error {
+	out.ObjectMeta = in.ObjectMeta
+	if err := Convert_v1beta1_UsageReportSpec_To_flagpole_UsageReportSpec(&in.Spec, &out.Spec, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_v1beta1_UsageReport_To_flagpole_UsageReport is an autogenerated conversion function.
+func Convert_v1beta1_UsageReport_To_flagpole_UsageReport(in *UsageReport, out *flagpole.UsageReport, s conversion.Scope) error {
+	return autoConvert_v1beta1_UsageReport_To_flagpole_UsageReport(in, out, s)
+}
+
+func autoConvert_flagpole_UsageReport_To_v1beta1_UsageReport(in *flagpole.UsageReport, out *UsageReport, s conversion.Scope) error {
+	out.ObjectMeta = in.ObjectMeta
+	if err := Convert_flagpole_UsageReportSpec_To_v1beta1_UsageReportSpec(&in.Spec, &out.Spec, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_flagpole_UsageReport_To_v1beta1_UsageReport is an autogenerated conversion function.
+func Convert_flagpole_UsageReport_To_v1beta1_UsageReport(in *flagpole.UsageReport, out *UsageReport, s conversion.Scope) error {
+	return autoConvert_flagpole_UsageReport_To_v1beta1_UsageReport(in, out, s)
+}
+
+func autoConvert_v1beta1_UsageReportSpec_To_flagpole_UsageReportSpec(in *UsageReportSpec, out *flagpole.UsageReportSpec, s conversion.Scope) error {
+	*out = *(*flagpole.UsageReportSpec)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_UsageReportSpec_To_flagpole_UsageReportSpec is an autogenerated conversion function.
+func Convert_v1beta1_UsageReportSpec_To_flagpole_UsageReportSpec(in *UsageReportSpec, out *flagpole.UsageReportSpec, s conversion.Scope) error {
+	return autoConvert_v1beta1_UsageReportSpec_To_flagpole_UsageReportSpec(in, out, s)
+}
+
+func autoConvert_flagpole_UsageReportSpec_To_v1beta1_UsageReportSpec(in *flagpole.UsageReportSpec, out *UsageReportSpec, s conversion.Scope) error {
+	*out = *(*UsageReportSpec)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_UsageReportSpec_To_v1beta1_UsageReportSpec is an autogenerated conversion function.
+func Convert_flagpole_UsageReportSpec_To_v1beta1_UsageReportSpec(in *flagpole.UsageReportSpec, out *UsageReportSpec, s conversion.Scope) error {
+	return autoConvert_flagpole_UsageReportSpec_To_v1beta1_UsageReportSpec(in, out, s)
+}
+
+func autoConvert_v1beta1_UsageWindow_To_flagpole_UsageWindow(in *UsageWindow, out *flagpole.UsageWindow, s conversion.Scope) error {
+	*out = *(*flagpole.UsageWindow)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_UsageWindow_To_flagpole_UsageWindow is an autogenerated conversion function.
+func Convert_v1beta1_UsageWindow_To_flagpole_UsageWindow(in *UsageWindow, out *flagpole.UsageWindow, s conversion.Scope) error {
+	return autoConvert_v1beta1_UsageWindow_To_flagpole_UsageWindow(in, out, s)
+}
+
+func autoConvert_flagpole_UsageWindow_To_v1beta1_UsageWindow(in *flagpole.UsageWindow, out *UsageWindow, s conversion.Scope) error {
+	*out = *(*UsageWindow)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_UsageWindow_To_v1beta1_UsageWindow is an autogenerated conversion function.
+func Convert_flagpole_UsageWindow_To_v1beta1_UsageWindow(in *flagpole.UsageWindow, out *UsageWindow, s conversion.Scope) error {
+	return autoConvert_flagpole_UsageWindow_To_v1beta1_UsageWindow(in, out, s)
+}
+
 func autoConvert_v1beta1_Variant_To_flagpole_Variant(in *Variant, out *flagpole.Variant, s conversion.Scope) error {
 	*out = *(*flagpole.Variant)(unsafe.Pointer(in))
 	return nil
@@ -765,6 +1389,46 @@ func autoConvert_flagpole_Variant_To_v1beta1_Variant(in *flagpole.Variant, out *
 // Convert_flagpole_Variant_To_v1beta1_Variant is an autogenerated conversion function.
 func Convert_flagpole_Variant_To_v1beta1_Variant(in *flagpole.Variant, out *Variant, s conversion.Scope) error {
 	return autoConvert_flagpole_Variant_To_v1beta1_Variant(in, out, s)
+}
+
+func autoConvert_v1beta1_VariantCount_To_flagpole_VariantCount(in *VariantCount, out *flagpole.VariantCount, s conversion.Scope) error {
+	*out = *(*flagpole.VariantCount)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_VariantCount_To_flagpole_VariantCount is an autogenerated conversion function.
+func Convert_v1beta1_VariantCount_To_flagpole_VariantCount(in *VariantCount, out *flagpole.VariantCount, s conversion.Scope) error {
+	return autoConvert_v1beta1_VariantCount_To_flagpole_VariantCount(in, out, s)
+}
+
+func autoConvert_flagpole_VariantCount_To_v1beta1_VariantCount(in *flagpole.VariantCount, out *VariantCount, s conversion.Scope) error {
+	*out = *(*VariantCount)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_VariantCount_To_v1beta1_VariantCount is an autogenerated conversion function.
+func Convert_flagpole_VariantCount_To_v1beta1_VariantCount(in *flagpole.VariantCount, out *VariantCount, s conversion.Scope) error {
+	return autoConvert_flagpole_VariantCount_To_v1beta1_VariantCount(in, out, s)
+}
+
+func autoConvert_v1beta1_VariantUsage_To_flagpole_VariantUsage(in *VariantUsage, out *flagpole.VariantUsage, s conversion.Scope) error {
+	*out = *(*flagpole.VariantUsage)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_v1beta1_VariantUsage_To_flagpole_VariantUsage is an autogenerated conversion function.
+func Convert_v1beta1_VariantUsage_To_flagpole_VariantUsage(in *VariantUsage, out *flagpole.VariantUsage, s conversion.Scope) error {
+	return autoConvert_v1beta1_VariantUsage_To_flagpole_VariantUsage(in, out, s)
+}
+
+func autoConvert_flagpole_VariantUsage_To_v1beta1_VariantUsage(in *flagpole.VariantUsage, out *VariantUsage, s conversion.Scope) error {
+	*out = *(*VariantUsage)(unsafe.Pointer(in))
+	return nil
+}
+
+// Convert_flagpole_VariantUsage_To_v1beta1_VariantUsage is an autogenerated conversion function.
+func Convert_flagpole_VariantUsage_To_v1beta1_VariantUsage(in *flagpole.VariantUsage, out *VariantUsage, s conversion.Scope) error {
+	return autoConvert_flagpole_VariantUsage_To_v1beta1_VariantUsage(in, out, s)
 }
 
 func autoConvert_v1beta1_WeightedVariant_To_flagpole_WeightedVariant(in *WeightedVariant, out *flagpole.WeightedVariant, s conversion.Scope) error {

@@ -33,6 +33,8 @@ func RegisterDefaults(scheme *runtime.Scheme) error {
 	scheme.AddTypeDefaultingFunc(&FlagList{}, func(obj interface{}) { SetObjectDefaults_FlagList(obj.(*FlagList)) })
 	scheme.AddTypeDefaultingFunc(&FlagOverride{}, func(obj interface{}) { SetObjectDefaults_FlagOverride(obj.(*FlagOverride)) })
 	scheme.AddTypeDefaultingFunc(&FlagOverrideList{}, func(obj interface{}) { SetObjectDefaults_FlagOverrideList(obj.(*FlagOverrideList)) })
+	scheme.AddTypeDefaultingFunc(&FlagRevision{}, func(obj interface{}) { SetObjectDefaults_FlagRevision(obj.(*FlagRevision)) })
+	scheme.AddTypeDefaultingFunc(&FlagRevisionList{}, func(obj interface{}) { SetObjectDefaults_FlagRevisionList(obj.(*FlagRevisionList)) })
 	return nil
 }
 
@@ -58,5 +60,19 @@ func SetObjectDefaults_FlagOverrideList(in *FlagOverrideList) {
 	for i := range in.Items {
 		a := &in.Items[i]
 		SetObjectDefaults_FlagOverride(a)
+	}
+}
+
+func SetObjectDefaults_FlagRevision(in *FlagRevision) {
+	SetDefaults_FlagSpec(&in.Spec)
+	if in.Spec.State == "" {
+		in.Spec.State = "Enabled"
+	}
+}
+
+func SetObjectDefaults_FlagRevisionList(in *FlagRevisionList) {
+	for i := range in.Items {
+		a := &in.Items[i]
+		SetObjectDefaults_FlagRevision(a)
 	}
 }

@@ -52,13 +52,28 @@ func (in EvaluationStatus) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in Explanation) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.Explanation"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in Flag) OpenAPIModelName() string {
 	return "dev.flagpole.v1beta1.Flag"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagChange) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagChange"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in FlagEvaluation) OpenAPIModelName() string {
 	return "dev.flagpole.v1beta1.FlagEvaluation"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagLifecycle) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagLifecycle"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
@@ -87,6 +102,21 @@ func (in FlagOverrideStatus) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagReference) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagReference"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagRevision) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagRevision"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagRevisionList) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagRevisionList"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in FlagSpec) OpenAPIModelName() string {
 	return "dev.flagpole.v1beta1.FlagSpec"
 }
@@ -97,8 +127,23 @@ func (in FlagStatus) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagUsage) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagUsage"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FlagUsageReport) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.FlagUsageReport"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in JSON) OpenAPIModelName() string {
 	return "dev.flagpole.v1beta1.JSON"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in ReasonCount) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.ReasonCount"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
@@ -107,8 +152,43 @@ func (in Rollout) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RolloutAction) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.RolloutAction"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RolloutGuard) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.RolloutGuard"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RolloutPlan) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.RolloutPlan"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RolloutStatus) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.RolloutStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RolloutStep) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.RolloutStep"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RolloutStepStatus) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.RolloutStepStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in Rule) OpenAPIModelName() string {
 	return "dev.flagpole.v1beta1.Rule"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RuleExplanation) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.RuleExplanation"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
@@ -127,8 +207,33 @@ func (in SegmentSpec) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in UsageReport) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.UsageReport"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in UsageReportSpec) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.UsageReportSpec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in UsageWindow) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.UsageWindow"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in Variant) OpenAPIModelName() string {
 	return "dev.flagpole.v1beta1.Variant"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in VariantCount) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.VariantCount"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in VariantUsage) OpenAPIModelName() string {
+	return "dev.flagpole.v1beta1.VariantUsage"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.

@@ -79,10 +79,11 @@ const (
 // the engine, so the registry passes the engine's compiler in.
 type CompileFunc func(fldPath *field.Path, expr string, kind ExpressionKind, stored bool) field.ErrorList
 
-func joinTypes(types []flagpole.FlagType) string {
-	names := make([]string, len(types))
-	for i, t := range types {
-		names[i] = string(t)
+// joinNames lists the values of an enumeration for a message.
+func joinNames[T ~string](values []T) string {
+	names := make([]string, len(values))
+	for i, v := range values {
+		names[i] = string(v)
 	}
 	return strings.Join(names, ", ")
 }
@@ -122,6 +123,7 @@ func ValidateFlagStatusUpdate(f, old *flagpole.Flag) field.ErrorList {
 	fldPath := field.NewPath("status")
 	allErrs = append(allErrs, apimachineryvalidation.ValidateNonnegativeField(f.Status.ObservedGeneration, fldPath.Child("observedGeneration"))...)
 	allErrs = append(allErrs, metav1validation.ValidateConditions(f.Status.Conditions, fldPath.Child("conditions"))...)
+	allErrs = append(allErrs, validateRolloutStatuses(f.Status.Rollouts, fldPath.Child("rollouts"))...)
 	return allErrs
 }
 
@@ -133,7 +135,7 @@ func validateFlagSpec(spec, old *flagpole.FlagSpec, compile CompileFunc, fldPath
 	typeValid := true
 	switch {
 	case spec.Type == "":
-		allErrs = append(allErrs, field.Required(fldPath.Child("type"), "one of "+joinTypes(flagpole.FlagTypes)))
+		allErrs = append(allErrs, field.Required(fldPath.Child("type"), "one of "+joinNames(flagpole.FlagTypes)))
 		typeValid = false
 	case !slices.Contains(flagpole.FlagTypes, spec.Type):
 		allErrs = append(allErrs, field.NotSupported(fldPath.Child("type"), spec.Type, flagpole.FlagTypes))
@@ -179,6 +181,15 @@ func validateFlagSpec(spec, old *flagpole.FlagSpec, compile CompileFunc, fldPath
 	}
 
 	allErrs = append(allErrs, validateRules(spec.Rules, oldRules(old), variants, compile, fldPath.Child("rules"))...)
+	if spec.Lifecycle != nil {
+		kindPath := fldPath.Child("lifecycle", "kind")
+		switch k := spec.Lifecycle.Kind; {
+		case k == "":
+			allErrs = append(allErrs, field.Required(kindPath, "one of "+joinNames(flagpole.FlagLifecycleKinds)))
+		case !slices.Contains(flagpole.FlagLifecycleKinds, k):
+			allErrs = append(allErrs, field.NotSupported(kindPath, k, flagpole.FlagLifecycleKinds))
+		}
+	}
 	return allErrs
 }
 
@@ -204,6 +215,7 @@ func validateRules(rules, old []flagpole.Rule, variants sets.Set[string], compil
 	}
 
 	names := sets.New[string]()
+	plans := 0
 	for i, r := range rules {
 		idxPath := fldPath.Index(i)
 		namePath := idxPath.Child("name")
@@ -246,6 +258,13 @@ func validateRules(rules, old []flagpole.Rule, variants sets.Set[string], compil
 			}
 			allErrs = append(allErrs, validateDistribution(r.Rollout.Distribution, variants, rolloutPath.Child("distribution"))...)
 			allErrs = append(allErrs, validateBucketing(r.Rollout.Bucketing, rolloutPath.Child("bucketing"))...)
+			if r.Rollout.Plan != nil {
+				plans++
+				if plans == MaxPlans+1 {
+					allErrs = append(allErrs, field.TooMany(rolloutPath.Child("plan"), plans, MaxPlans))
+				}
+				allErrs = append(allErrs, validatePlan(r.Rollout.Plan, variants, compile, rolloutPath.Child("plan"))...)
+			}
 		}
 	}
 	return allErrs

@@ -73,6 +73,13 @@ func TestValidateFlag(t *testing.T) {
 		want   map[string]string
 	}{
 		{name: "valid", mutate: func(*flagpole.Flag) {}},
+		{name: "lifecycle kind", mutate: func(f *flagpole.Flag) {
+			f.Spec.Lifecycle = &flagpole.FlagLifecycle{Kind: flagpole.FlagLifecycleKillSwitch}
+		}},
+		{name: "lifecycle without kind", mutate: func(f *flagpole.Flag) { f.Spec.Lifecycle = &flagpole.FlagLifecycle{} },
+			want: map[string]string{"FieldValueRequired spec.lifecycle.kind": "Release, Experiment, Operational, KillSwitch, Permission"}},
+		{name: "lifecycle kind unsupported", mutate: func(f *flagpole.Flag) { f.Spec.Lifecycle = &flagpole.FlagLifecycle{Kind: "Temporary"} },
+			want: map[string]string{"FieldValueNotSupported spec.lifecycle.kind": "Release"}},
 		{name: "name must be a DNS subdomain", mutate: func(f *flagpole.Flag) { f.Name = "New_Checkout" },
 			want: map[string]string{"FieldValueInvalid metadata.name": "subdomain"}},
 		{name: "namespace required", mutate: func(f *flagpole.Flag) { f.Namespace = "" },
@@ -340,6 +347,55 @@ func TestValidateSegment(t *testing.T) {
 			s := valid()
 			tc.mutate(s)
 			expectErrors(t, ValidateSegment(s, acceptAll), tc.want)
+		})
+	}
+}
+
+// A report's counts, reasons and names are checked before any flag is
+// looked up: what could not have been evaluated is refused whole.
+func TestValidateUsageReport(t *testing.T) {
+	valid := func() *flagpole.UsageReport {
+		return &flagpole.UsageReport{Spec: flagpole.UsageReportSpec{Flags: []flagpole.FlagUsageReport{{
+			Name:     "new-checkout",
+			Reasons:  []flagpole.ReasonCount{{Reason: flagpole.ReasonSplit, Count: 7}, {Reason: flagpole.ReasonError, Count: 1}},
+			Variants: []flagpole.VariantCount{{Name: "on", Count: 3}, {Name: "off", Count: 4}},
+		}}}}
+	}
+	manyFlags := valid()
+	for i := 0; i < MaxUsageReportFlags; i++ {
+		manyFlags.Spec.Flags = append(manyFlags.Spec.Flags, flagpole.FlagUsageReport{Name: fmt.Sprintf("f%d", i), Reasons: []flagpole.ReasonCount{{Reason: flagpole.ReasonStatic, Count: 1}}})
+	}
+	for _, tc := range []struct {
+		name   string
+		report *flagpole.UsageReport
+		mutate func(*flagpole.FlagUsageReport)
+		want   map[string]string
+	}{
+		{name: "valid", mutate: func(*flagpole.FlagUsageReport) {}},
+		{name: "negative count", mutate: func(f *flagpole.FlagUsageReport) { f.Reasons[0].Count = -5 },
+			want: map[string]string{"FieldValueInvalid spec.flags[0].reasons[0].count": "at least 1"}},
+		{name: "a billion evaluations", mutate: func(f *flagpole.FlagUsageReport) { f.Reasons[0].Count = 1_000_000_000 },
+			want: map[string]string{"FieldValueInvalid spec.flags[0].reasons[0].count": "at most 100000000"}},
+		{name: "more variants served than evaluations", mutate: func(f *flagpole.FlagUsageReport) { f.Variants[1].Count = 40 },
+			want: map[string]string{"FieldValueInvalid spec.flags[0].variants": "more than the 8 evaluations"}},
+		{name: "unknown reason", mutate: func(f *flagpole.FlagUsageReport) { f.Reasons[0].Reason = "CACHED" },
+			want: map[string]string{"FieldValueNotSupported spec.flags[0].reasons[0].reason": "STATIC"}},
+		{name: "no counts", mutate: func(f *flagpole.FlagUsageReport) { f.Reasons = nil; f.Variants = nil },
+			want: map[string]string{"FieldValueRequired spec.flags[0].reasons": "at least one"}},
+		{name: "another namespace's flag by path", mutate: func(f *flagpole.FlagUsageReport) { f.Name = "other/new-checkout" },
+			want: map[string]string{"FieldValueInvalid spec.flags[0].name": "subdomain"}},
+		{name: "duplicate variant", mutate: func(f *flagpole.FlagUsageReport) { f.Variants[1].Name = "on" },
+			want: map[string]string{"FieldValueDuplicate spec.flags[0].variants[1].name": ""}},
+		{name: "too many flags", report: manyFlags, mutate: func(*flagpole.FlagUsageReport) {},
+			want: map[string]string{"FieldValueTooMany spec.flags": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.report
+			if r == nil {
+				r = valid()
+			}
+			tc.mutate(&r.Spec.Flags[0])
+			expectErrors(t, ValidateUsageReport(r), tc.want)
 		})
 	}
 }

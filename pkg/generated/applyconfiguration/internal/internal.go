@@ -98,6 +98,26 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: dev.flagpole.v1beta1.SegmentSpec
       default: {}
+- name: dev.flagpole.v1beta1.FlagChange
+  map:
+    fields:
+    - name: generation
+      type:
+        scalar: numeric
+      default: 0
+    - name: time
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: user
+      type:
+        scalar: string
+- name: dev.flagpole.v1beta1.FlagLifecycle
+  map:
+    fields:
+    - name: kind
+      type:
+        scalar: string
+      default: ""
 - name: dev.flagpole.v1beta1.FlagOverrideSpec
   map:
     fields:
@@ -136,6 +156,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: expiresAt
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: lifecycle
+      type:
+        namedType: dev.flagpole.v1beta1.FlagLifecycle
     - name: owner
       type:
         scalar: string
@@ -172,9 +195,51 @@ var schemaYAML = typed.YAMLObject(`types:
           elementRelationship: associative
           keys:
           - type
+    - name: lastChange
+      type:
+        namedType: dev.flagpole.v1beta1.FlagChange
     - name: observedGeneration
       type:
         scalar: numeric
+    - name: rollouts
+      type:
+        list:
+          elementType:
+            namedType: dev.flagpole.v1beta1.RolloutStatus
+          elementRelationship: associative
+          keys:
+          - rule
+    - name: usage
+      type:
+        namedType: dev.flagpole.v1beta1.FlagUsage
+- name: dev.flagpole.v1beta1.FlagUsage
+  map:
+    fields:
+    - name: countingSince
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: firstEvaluated
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: lastEvaluated
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: variants
+      type:
+        list:
+          elementType:
+            namedType: dev.flagpole.v1beta1.VariantUsage
+          elementRelationship: associative
+          keys:
+          - name
+    - name: windows
+      type:
+        list:
+          elementType:
+            namedType: dev.flagpole.v1beta1.UsageWindow
+          elementRelationship: associative
+          keys:
+          - window
 - name: dev.flagpole.v1beta1.JSON
   scalar: untyped
   list:
@@ -185,6 +250,17 @@ var schemaYAML = typed.YAMLObject(`types:
     elementType:
       namedType: __untyped_deduced_
     elementRelationship: separable
+- name: dev.flagpole.v1beta1.ReasonCount
+  map:
+    fields:
+    - name: count
+      type:
+        scalar: numeric
+      default: 0
+    - name: reason
+      type:
+        scalar: string
+      default: ""
 - name: dev.flagpole.v1beta1.Rollout
   map:
     fields:
@@ -200,6 +276,103 @@ var schemaYAML = typed.YAMLObject(`types:
           elementType:
             namedType: dev.flagpole.v1beta1.WeightedVariant
           elementRelationship: atomic
+    - name: plan
+      type:
+        namedType: dev.flagpole.v1beta1.RolloutPlan
+- name: dev.flagpole.v1beta1.RolloutGuard
+  map:
+    fields:
+    - name: abortAbove
+      type:
+        namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
+    - name: abortBelow
+      type:
+        namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
+    - name: query
+      type:
+        scalar: string
+      default: ""
+- name: dev.flagpole.v1beta1.RolloutPlan
+  map:
+    fields:
+    - name: steps
+      type:
+        list:
+          elementType:
+            namedType: dev.flagpole.v1beta1.RolloutStep
+          elementRelationship: atomic
+    - name: variant
+      type:
+        scalar: string
+      default: ""
+- name: dev.flagpole.v1beta1.RolloutStatus
+  map:
+    fields:
+    - name: message
+      type:
+        scalar: string
+    - name: nextStepAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: phase
+      type:
+        scalar: string
+    - name: plan
+      type:
+        scalar: string
+    - name: reason
+      type:
+        scalar: string
+    - name: remaining
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+    - name: rule
+      type:
+        scalar: string
+      default: ""
+    - name: step
+      type:
+        scalar: numeric
+      default: 0
+    - name: stepStartedAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: steps
+      type:
+        list:
+          elementType:
+            namedType: dev.flagpole.v1beta1.RolloutStepStatus
+          elementRelationship: atomic
+    - name: weight
+      type:
+        scalar: numeric
+      default: 0
+- name: dev.flagpole.v1beta1.RolloutStep
+  map:
+    fields:
+    - name: approval
+      type:
+        scalar: boolean
+    - name: duration
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+    - name: guard
+      type:
+        namedType: dev.flagpole.v1beta1.RolloutGuard
+    - name: weight
+      type:
+        scalar: numeric
+      default: 0
+- name: dev.flagpole.v1beta1.RolloutStepStatus
+  map:
+    fields:
+    - name: startedAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: step
+      type:
+        scalar: numeric
+      default: 0
 - name: dev.flagpole.v1beta1.Rule
   map:
     fields:
@@ -243,6 +416,39 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: when
       type:
         scalar: string
+- name: dev.flagpole.v1beta1.UsageWindow
+  map:
+    fields:
+    - name: errors
+      type:
+        scalar: numeric
+    - name: evaluations
+      type:
+        scalar: numeric
+      default: 0
+    - name: reasons
+      type:
+        list:
+          elementType:
+            namedType: dev.flagpole.v1beta1.ReasonCount
+          elementRelationship: associative
+          keys:
+          - reason
+    - name: since
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: variants
+      type:
+        list:
+          elementType:
+            namedType: dev.flagpole.v1beta1.VariantCount
+          elementRelationship: associative
+          keys:
+          - name
+    - name: window
+      type:
+        scalar: string
+      default: ""
 - name: dev.flagpole.v1beta1.Variant
   map:
     fields:
@@ -253,6 +459,27 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: value
       type:
         namedType: dev.flagpole.v1beta1.JSON
+- name: dev.flagpole.v1beta1.VariantCount
+  map:
+    fields:
+    - name: count
+      type:
+        scalar: numeric
+      default: 0
+    - name: name
+      type:
+        scalar: string
+      default: ""
+- name: dev.flagpole.v1beta1.VariantUsage
+  map:
+    fields:
+    - name: lastServed
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: name
+      type:
+        scalar: string
+      default: ""
 - name: dev.flagpole.v1beta1.WeightedVariant
   map:
     fields:
@@ -264,6 +491,8 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: numeric
       default: 0
+- name: io.k8s.apimachinery.pkg.api.resource.Quantity
+  scalar: untyped
 - name: io.k8s.apimachinery.pkg.apis.meta.v1.Condition
   map:
     fields:

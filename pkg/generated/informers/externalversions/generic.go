@@ -57,6 +57,8 @@ func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Flagpole().V1beta1().Flags().Informer()}, nil
 	case v1beta1.SchemeGroupVersion.WithResource("flagoverrides"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Flagpole().V1beta1().FlagOverrides().Informer()}, nil
+	case v1beta1.SchemeGroupVersion.WithResource("flagrevisions"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Flagpole().V1beta1().FlagRevisions().Informer()}, nil
 	case v1beta1.SchemeGroupVersion.WithResource("segments"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Flagpole().V1beta1().Segments().Informer()}, nil
 

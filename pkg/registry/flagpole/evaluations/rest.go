@@ -87,7 +87,7 @@ func (r *EvaluateREST) Create(ctx context.Context, name string, obj runtime.Obje
 			return nil, err
 		}
 	}
-	res, found := r.evaluator.Evaluate(ctx, genericapirequest.NamespaceValue(ctx), name, c, v1beta1.FlagType(req.Type))
+	res, found := r.evaluator.Evaluate(ctx, genericapirequest.NamespaceValue(ctx), name, c, evaluator.Options{ExpectedType: v1beta1.FlagType(req.Type), Explain: req.Explain})
 	if !found {
 		return nil, apierrors.NewNotFound(flagpole.Resource("flags"), name)
 	}
@@ -158,7 +158,7 @@ func (r *BulkREST) Create(ctx context.Context, obj runtime.Object, createValidat
 			return nil, err
 		}
 	}
-	results := r.evaluator.EvaluateAll(ctx, genericapirequest.NamespaceValue(ctx), ev.Spec.Flags, selector, c)
+	results := r.evaluator.EvaluateAll(ctx, genericapirequest.NamespaceValue(ctx), ev.Spec.Flags, selector, c, evaluator.Options{Explain: ev.Spec.Explain})
 	out := ev.DeepCopy()
 	// Never stored: no managed fields to report.
 	out.ManagedFields = nil

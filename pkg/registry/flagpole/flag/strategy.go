@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/storage"
@@ -65,20 +67,34 @@ func (Strategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
 	}
 }
 
-func (Strategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
+func (s Strategy) PrepareForCreate(ctx context.Context, obj runtime.Object) {
 	f := obj.(*flagpole.Flag)
 	f.Status = flagpole.FlagStatus{}
 	f.Generation = 1
+	f.Status.LastChange = s.change(ctx, f.Generation)
 }
 
-func (Strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+func (s Strategy) PrepareForUpdate(ctx context.Context, obj, old runtime.Object) {
 	f, oldFlag := obj.(*flagpole.Flag), old.(*flagpole.Flag)
 	f.Status = oldFlag.Status
 	// Compact before comparing, so re-spaced JSON is not a spec change.
 	compactValues(f)
 	if !apiequality.Semantic.DeepEqual(f.Spec, oldFlag.Spec) {
 		f.Generation = oldFlag.Generation + 1
+		f.Status.LastChange = s.change(ctx, f.Generation)
 	}
+}
+
+// change records who makes this write, now: the identity is known only
+// inside the request, so it is captured here, in the same write as the
+// change. Through kube-apiserver the user is the one it forwards, the
+// impersonated one when impersonating.
+func (s Strategy) change(ctx context.Context, generation int64) *flagpole.FlagChange {
+	c := &flagpole.FlagChange{Time: metav1.NewTime(s.clock.Now()).Rfc3339Copy(), Generation: generation}
+	if u, ok := genericapirequest.UserFrom(ctx); ok {
+		c.User = u.GetName()
+	}
+	return c
 }
 
 func (s Strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
@@ -160,6 +176,8 @@ func (StatusStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
 	return map[fieldpath.APIVersion]*fieldpath.Set{
 		"flagpole.dev/v1beta1": fieldpath.NewSet(
 			fieldpath.MakePathOrDie("spec"),
+			fieldpath.MakePathOrDie("status", "lastChange"),
+			fieldpath.MakePathOrDie("status", "usage"),
 			fieldpath.MakePathOrDie("metadata", "labels"),
 			fieldpath.MakePathOrDie("metadata", "annotations"),
 			fieldpath.MakePathOrDie("metadata", "finalizers"),
@@ -170,11 +188,15 @@ func (StatusStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
 
 // PrepareForUpdate keeps everything but status, metadata included as kube's
 // status strategies do: labels decide which flags a bulk evaluation selects,
-// and a status writer must not decide that.
+// and a status writer must not decide that. Of status it keeps lastChange
+// (who changed the spec is the main resource's write to record) and drops
+// usage, which is computed on read and never stored.
 func (StatusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	f, oldFlag := obj.(*flagpole.Flag), old.(*flagpole.Flag)
 	f.Spec = oldFlag.Spec
 	metav1.ResetObjectMetaForStatus(&f.ObjectMeta, &oldFlag.ObjectMeta)
+	f.Status.LastChange = oldFlag.Status.LastChange
+	f.Status.Usage = nil
 }
 
 func (s StatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
@@ -205,7 +227,18 @@ func SelectableFields(f *flagpole.Flag) fields.Set {
 	return generic.AddObjectMetaFieldsSet(fields.Set{
 		flagpole.FlagFieldState: string(f.Spec.State),
 		flagpole.FlagFieldType:  string(f.Spec.Type),
+		flagpole.FlagFieldStale: strconv.FormatBool(IsStale(f)),
 	}, &f.ObjectMeta, true)
+}
+
+// IsStale is whether the flag's Stale condition is True.
+func IsStale(f *flagpole.Flag) bool {
+	for _, c := range f.Status.Conditions {
+		if c.Type == flagpole.FlagConditionStale {
+			return c.Status == metav1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // Matcher returns the predicate LIST and WATCH filter with.

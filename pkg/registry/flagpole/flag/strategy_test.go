@@ -14,7 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/authentication/user"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -296,6 +298,13 @@ func TestTableConvertor(t *testing.T) {
 	other.Spec.Rules = nil
 	list := &flagpole.FlagList{ListMeta: metav1.ListMeta{ResourceVersion: "42", Continue: "c"}, Items: []flagpole.Flag{*f, *other}}
 
+	lastEvaluated := time.Now().Add(-3 * time.Minute)
+	f.UID = "uid-evaluated"
+	f.Status.Conditions = []metav1.Condition{{Type: flagpole.FlagConditionStale, Status: metav1.ConditionTrue, Reason: "Unused"}}
+	list.Items[0] = *f
+	source := fakeUsage{"uid-evaluated": {LastEvaluated: &metav1.Time{Time: lastEvaluated},
+		Windows: []flagpole.UsageWindow{{Window: "24h", Evaluations: 12}}}}
+	tableConvertor := newTableConvertor(source)
 	table, err := tableConvertor.ConvertToTable(context.Background(), list, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +315,7 @@ func TestTableConvertor(t *testing.T) {
 			names = append(names, c.Name)
 		}
 	}
-	if got := strings.Join(names, ","); got != "Name,Type,State,Default,Rules,Age" {
+	if got := strings.Join(names, ","); got != "Name,Type,State,Default,Rules,Last-Evaluated,Stale,Age" {
 		t.Errorf("default columns = %s", got)
 	}
 	if table.ResourceVersion != "42" || table.Continue != "c" {
@@ -316,11 +325,12 @@ func TestTableConvertor(t *testing.T) {
 		t.Fatalf("rows = %d", len(table.Rows))
 	}
 	row := table.Rows[0].Cells
-	if row[0] != "new-checkout" || row[1] != "Object" || row[2] != "Enabled" || row[3] != "a" || row[4] != int64(1) || row[5] != "120m" || row[6] != "team-checkout" {
+	if row[0] != "new-checkout" || row[1] != "Object" || row[2] != "Enabled" || row[3] != "a" || row[4] != int64(1) ||
+		row[5] != "3m" || row[6] != "Unused" || row[7] != "120m" || row[8] != "<none>" || row[9] != int64(12) || row[10] != "team-checkout" {
 		t.Errorf("row = %v", row)
 	}
-	if table.Rows[1].Cells[3] != "<none>" {
-		t.Errorf("a flag without defaultVariant shows %v", table.Rows[1].Cells[3])
+	if other := table.Rows[1].Cells; other[3] != "<none>" || other[5] != "never" || other[6] != "<none>" || other[9] != int64(0) {
+		t.Errorf("a flag without defaultVariant, never evaluated, not stale: %v", other)
 	}
 	if len(table.Rows[0].Cells) != len(table.ColumnDefinitions) {
 		t.Errorf("%d cells for %d columns", len(table.Rows[0].Cells), len(table.ColumnDefinitions))
@@ -399,5 +409,101 @@ func TestStatusDerivedInTheWrite(t *testing.T) {
 	}
 	if written.Status.ObservedGeneration != 1 || len(derived) != 2 {
 		t.Errorf("a status write was overridden: %+v after %d derivations", written.Status, len(derived))
+	}
+}
+
+// fakeUsage is a UsageSource from a map by UID.
+type fakeUsage map[types.UID]*flagpole.FlagUsage
+
+func (f fakeUsage) Usage(uid types.UID, _ time.Time) *flagpole.FlagUsage {
+	if u, ok := f[uid]; ok {
+		return u
+	}
+	return &flagpole.FlagUsage{}
+}
+
+func (f fakeUsage) LastEvaluated(uid types.UID) time.Time {
+	if u, ok := f[uid]; ok && u.LastEvaluated != nil {
+		return u.LastEvaluated.Time
+	}
+	return time.Time{}
+}
+
+// The write that changes the spec records who made it, and when, with the
+// generation it made; a write that changes nothing else keeps the record,
+// and a status writer can neither set it nor store usage.
+func TestLastChangeCapturedInTheWrite(t *testing.T) {
+	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	scheme := runtime.NewScheme()
+	install.Install(scheme)
+	s := NewStrategy(scheme, expression.Compile, nil, clocktesting.NewFakePassiveClock(now))
+	dave := genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: "dave", Groups: []string{"oncall"}})
+
+	f := newFlag()
+	f.Status.LastChange = &flagpole.FlagChange{User: "mallory", Generation: 99}
+	s.PrepareForCreate(dave, f)
+	if c := f.Status.LastChange; c == nil || c.User != "dave" || c.Generation != 1 || !c.Time.Time.Equal(now) {
+		t.Fatalf("on create: %+v", c)
+	}
+
+	old := f.DeepCopy()
+	erin := genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: "erin"})
+	relabelled := old.DeepCopy()
+	relabelled.Labels = map[string]string{"x": "y"}
+	s.PrepareForUpdate(erin, relabelled, old)
+	if c := relabelled.Status.LastChange; c.User != "dave" || c.Generation != 1 {
+		t.Errorf("a metadata-only write changed lastChange: %+v", c)
+	}
+	disabled := old.DeepCopy()
+	disabled.Spec.State = flagpole.FlagStateDisabled
+	s.PrepareForUpdate(erin, disabled, old)
+	if c := disabled.Status.LastChange; c.User != "erin" || c.Generation != 2 {
+		t.Errorf("a spec change: %+v", c)
+	}
+
+	status := NewStatusStrategy(s)
+	forged := disabled.DeepCopy()
+	forged.Status.LastChange = &flagpole.FlagChange{User: "mallory", Generation: 7}
+	forged.Status.Usage = &flagpole.FlagUsage{LastEvaluated: &metav1.Time{Time: now}}
+	status.PrepareForUpdate(erin, forged, disabled)
+	if forged.Status.LastChange.User != "erin" || forged.Status.Usage != nil {
+		t.Errorf("a status write set lastChange %+v or usage %+v", forged.Status.LastChange, forged.Status.Usage)
+	}
+	reset := status.GetResetFields()["flagpole.dev/v1beta1"]
+	if !reset.Has(fieldpath.MakePathOrDie("status", "lastChange")) || !reset.Has(fieldpath.MakePathOrDie("status", "usage")) {
+		t.Error("a status writer would own lastChange or usage under server-side apply")
+	}
+}
+
+// status.stale selects flags by their Stale condition.
+func TestStaleFieldSelector(t *testing.T) {
+	f := newFlag()
+	if SelectableFields(f)[flagpole.FlagFieldStale] != "false" {
+		t.Error("a flag without conditions is not stale")
+	}
+	f.Status.Conditions = []metav1.Condition{{Type: flagpole.FlagConditionStale, Status: metav1.ConditionTrue, Reason: "Expired"}}
+	pred := Matcher(labels.Everything(), fields.OneTermEqualSelector(flagpole.FlagFieldStale, "true"))
+	if ok, err := pred.Matches(f); !ok || err != nil {
+		t.Errorf("a stale flag does not match status.stale=true: %v", err)
+	}
+}
+
+// Every flag a read returns carries its usage; nothing else changes.
+func TestDecorateUsage(t *testing.T) {
+	f := newFlag()
+	f.UID = "u1"
+	source := fakeUsage{"u1": {Windows: []flagpole.UsageWindow{{Window: "1h", Evaluations: 3}}}}
+	decorate := decorateUsage(source, clock.RealClock{})
+	list := &flagpole.FlagList{Items: []flagpole.Flag{*f, *newFlag()}}
+	decorate(list)
+	if u := list.Items[0].Status.Usage; u == nil || u.Windows[0].Evaluations != 3 {
+		t.Errorf("list item 0: %+v", u)
+	}
+	if u := list.Items[1].Status.Usage; u == nil || len(u.Windows) != 0 {
+		t.Errorf("list item 1: %+v", u)
+	}
+	decorate(f)
+	if f.Status.Usage == nil {
+		t.Error("a single flag was not decorated")
 	}
 }

@@ -94,6 +94,12 @@ func ExtractFlagEvaluate(flag *flagpolev1beta1.Flag, fieldManager string) (*Flag
 	return ExtractFlagFrom(flag, fieldManager, "evaluate")
 }
 
+// ExtractFlagRollout extracts the applied configuration owned by fieldManager from
+// flag for the rollout subresource.
+func ExtractFlagRollout(flag *flagpolev1beta1.Flag, fieldManager string) (*FlagApplyConfiguration, error) {
+	return ExtractFlagFrom(flag, fieldManager, "rollout")
+}
+
 // ExtractFlagStatus extracts the applied configuration owned by fieldManager from
 // flag for the status subresource.
 func ExtractFlagStatus(flag *flagpolev1beta1.Flag, fieldManager string) (*FlagApplyConfiguration, error) {

@@ -50,6 +50,10 @@ type FlagSpecApplyConfiguration struct {
 	// expiresAt is when the flag should have been cleaned up; after it the
 	// flag's Stale condition becomes True. Evaluation is not affected.
 	ExpiresAt *v1.Time `json:"expiresAt,omitempty"`
+	// lifecycle says what kind of flag this is, and so how long it is
+	// expected to live: a flag older than its kind's expected lifetime is
+	// Stale. Without it the flag has no expected lifetime.
+	Lifecycle *FlagLifecycleApplyConfiguration `json:"lifecycle,omitempty"`
 }
 
 // FlagSpecApplyConfiguration constructs a declarative configuration of the FlagSpec type for use with
@@ -129,5 +133,13 @@ func (b *FlagSpecApplyConfiguration) WithOwner(value string) *FlagSpecApplyConfi
 // If called multiple times, the ExpiresAt field is set to the value of the last call.
 func (b *FlagSpecApplyConfiguration) WithExpiresAt(value v1.Time) *FlagSpecApplyConfiguration {
 	b.ExpiresAt = &value
+	return b
+}
+
+// WithLifecycle sets the Lifecycle field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Lifecycle field is set to the value of the last call.
+func (b *FlagSpecApplyConfiguration) WithLifecycle(value *FlagLifecycleApplyConfiguration) *FlagSpecApplyConfiguration {
+	b.Lifecycle = value
 	return b
 }

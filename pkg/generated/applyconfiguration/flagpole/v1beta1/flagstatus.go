@@ -30,8 +30,22 @@ type FlagStatusApplyConfiguration struct {
 	// observedGeneration is the metadata.generation the status was computed for.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
 	// conditions: Ready (references resolve, expressions compile) and Stale
-	// (past spec.expiresAt).
+	// (past spec.expiresAt, not evaluated for a while, serving one variant
+	// to every evaluation, or older than its lifecycle kind's lifetime).
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
+	// lastChange says who last changed the spec, when, and to which
+	// generation. The server writes it in the same write as the change;
+	// clients cannot set it.
+	LastChange *FlagChangeApplyConfiguration `json:"lastChange,omitempty"`
+	// usage is what real traffic did with the flag, across every replica
+	// and the in-process providers that report. It is computed when the
+	// flag is read (get, list, and the answers of writes) and never stored:
+	// watch events do not carry it, and a write ignores it.
+	Usage *FlagUsageApplyConfiguration `json:"usage,omitempty"`
+	// rollouts says where each rule's rollout plan is. The server's
+	// rollout controller and the flags/rollout subresource write it;
+	// evaluation reads the weight in effect from it.
+	Rollouts []RolloutStatusApplyConfiguration `json:"rollouts,omitempty"`
 }
 
 // FlagStatusApplyConfiguration constructs a declarative configuration of the FlagStatus type for use with
@@ -57,6 +71,35 @@ func (b *FlagStatusApplyConfiguration) WithConditions(values ...*v1.ConditionApp
 			panic("nil value passed to WithConditions")
 		}
 		b.Conditions = append(b.Conditions, *values[i])
+	}
+	return b
+}
+
+// WithLastChange sets the LastChange field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the LastChange field is set to the value of the last call.
+func (b *FlagStatusApplyConfiguration) WithLastChange(value *FlagChangeApplyConfiguration) *FlagStatusApplyConfiguration {
+	b.LastChange = value
+	return b
+}
+
+// WithUsage sets the Usage field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Usage field is set to the value of the last call.
+func (b *FlagStatusApplyConfiguration) WithUsage(value *FlagUsageApplyConfiguration) *FlagStatusApplyConfiguration {
+	b.Usage = value
+	return b
+}
+
+// WithRollouts adds the given value to the Rollouts field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Rollouts field.
+func (b *FlagStatusApplyConfiguration) WithRollouts(values ...*RolloutStatusApplyConfiguration) *FlagStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithRollouts")
+		}
+		b.Rollouts = append(b.Rollouts, *values[i])
 	}
 	return b
 }

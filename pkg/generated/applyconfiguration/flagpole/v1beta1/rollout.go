@@ -38,6 +38,13 @@ type RolloutApplyConfiguration struct {
 	// operator since 2026, FlagdV1 the one it used before, for flags taken
 	// from an older flagd whose users must keep their buckets.
 	Bucketing *flagpolev1beta1.RolloutBucketing `json:"bucketing,omitempty"`
+	// plan moves the rollout in steps, run by the server: each step gives
+	// the plan's variant a percentage of the rule's traffic (the other
+	// variants share the rest in the distribution's proportions) until its
+	// duration passes or someone approves. The distribution is what the
+	// rule serves before the plan starts and after an abort; the server
+	// never rewrites it. status.rollouts says where the plan is.
+	Plan *RolloutPlanApplyConfiguration `json:"plan,omitempty"`
 }
 
 // RolloutApplyConfiguration constructs a declarative configuration of the Rollout type for use with
@@ -72,5 +79,13 @@ func (b *RolloutApplyConfiguration) WithDistribution(values ...*WeightedVariantA
 // If called multiple times, the Bucketing field is set to the value of the last call.
 func (b *RolloutApplyConfiguration) WithBucketing(value flagpolev1beta1.RolloutBucketing) *RolloutApplyConfiguration {
 	b.Bucketing = &value
+	return b
+}
+
+// WithPlan sets the Plan field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Plan field is set to the value of the last call.
+func (b *RolloutApplyConfiguration) WithPlan(value *RolloutPlanApplyConfiguration) *RolloutApplyConfiguration {
+	b.Plan = value
 	return b
 }

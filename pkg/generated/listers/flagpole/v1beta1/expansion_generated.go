@@ -34,6 +34,14 @@ type FlagOverrideListerExpansion interface{}
 // FlagOverrideNamespaceLister.
 type FlagOverrideNamespaceListerExpansion interface{}
 
+// FlagRevisionListerExpansion allows custom methods to be added to
+// FlagRevisionLister.
+type FlagRevisionListerExpansion interface{}
+
+// FlagRevisionNamespaceListerExpansion allows custom methods to be added to
+// FlagRevisionNamespaceLister.
+type FlagRevisionNamespaceListerExpansion interface{}
+
 // SegmentListerExpansion allows custom methods to be added to
 // SegmentLister.
 type SegmentListerExpansion interface{}

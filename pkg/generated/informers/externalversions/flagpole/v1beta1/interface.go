@@ -28,6 +28,8 @@ type Interface interface {
 	Flags() TypedFlagInformer
 	// FlagOverrides returns a FlagOverrideInformer.
 	FlagOverrides() TypedFlagOverrideInformer
+	// FlagRevisions returns a FlagRevisionInformer.
+	FlagRevisions() TypedFlagRevisionInformer
 	// Segments returns a SegmentInformer.
 	Segments() TypedSegmentInformer
 }
@@ -51,6 +53,11 @@ func (v *version) Flags() TypedFlagInformer {
 // FlagOverrides returns a TypedFlagOverrideInformer.
 func (v *version) FlagOverrides() TypedFlagOverrideInformer {
 	return &flagOverrideInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
+}
+
+// FlagRevisions returns a TypedFlagRevisionInformer.
+func (v *version) FlagRevisions() TypedFlagRevisionInformer {
+	return &flagRevisionInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }
 
 // Segments returns a TypedSegmentInformer.

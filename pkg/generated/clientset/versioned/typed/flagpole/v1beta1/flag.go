@@ -52,6 +52,7 @@ type FlagInterface interface {
 	// Add a +genclient:noStatus comment above the type to avoid generating ApplyStatus().
 	ApplyStatus(ctx context.Context, flag *applyconfigurationflagpolev1beta1.FlagApplyConfiguration, opts v1.ApplyOptions) (result *flagpolev1beta1.Flag, err error)
 	Evaluate(ctx context.Context, flagName string, evaluationRequest *flagpolev1beta1.EvaluationRequest, opts v1.CreateOptions) (*flagpolev1beta1.EvaluationResult, error)
+	Rollout(ctx context.Context, flagName string, rolloutAction *flagpolev1beta1.RolloutAction, opts v1.CreateOptions) (*flagpolev1beta1.Flag, error)
 
 	FlagExpansion
 }
@@ -87,6 +88,22 @@ func (c *flags) Evaluate(ctx context.Context, flagName string, evaluationRequest
 		SubResource("evaluate").
 		VersionedParams(&opts, scheme.ParameterCodec).
 		Body(evaluationRequest).
+		Do(ctx).
+		Into(result)
+	return
+}
+
+// Rollout takes the representation of a rolloutAction and creates it.  Returns the server's representation of the flag, and an error, if there is any.
+func (c *flags) Rollout(ctx context.Context, flagName string, rolloutAction *flagpolev1beta1.RolloutAction, opts v1.CreateOptions) (result *flagpolev1beta1.Flag, err error) {
+	result = &flagpolev1beta1.Flag{}
+	err = c.GetClient().Post().
+		UseProtobufAsDefault().
+		Namespace(c.GetNamespace()).
+		Resource("flags").
+		Name(flagName).
+		SubResource("rollout").
+		VersionedParams(&opts, scheme.ParameterCodec).
+		Body(rolloutAction).
 		Do(ctx).
 		Into(result)
 	return

@@ -31,7 +31,9 @@ type FlagpoleV1beta1Interface interface {
 	EvaluationsGetter
 	FlagsGetter
 	FlagOverridesGetter
+	FlagRevisionsGetter
 	SegmentsGetter
+	UsageReportsGetter
 }
 
 // FlagpoleV1beta1Client is used to interact with features provided by the flagpole.dev group.
@@ -51,8 +53,16 @@ func (c *FlagpoleV1beta1Client) FlagOverrides(namespace string) FlagOverrideInte
 	return newFlagOverrides(c, namespace)
 }
 
+func (c *FlagpoleV1beta1Client) FlagRevisions(namespace string) FlagRevisionInterface {
+	return newFlagRevisions(c, namespace)
+}
+
 func (c *FlagpoleV1beta1Client) Segments(namespace string) SegmentInterface {
 	return newSegments(c, namespace)
+}
+
+func (c *FlagpoleV1beta1Client) UsageReports(namespace string) UsageReportInterface {
+	return newUsageReports(c, namespace)
 }
 
 // NewForConfig creates a new FlagpoleV1beta1Client for the given config.

@@ -24,4 +24,8 @@ type FlagExpansion interface{}
 
 type FlagOverrideExpansion interface{}
 
+type FlagRevisionExpansion interface{}
+
 type SegmentExpansion interface{}
+
+type UsageReportExpansion interface{}

@@ -63,3 +63,15 @@ func (c *fakeFlags) Evaluate(ctx context.Context, flagName string, evaluationReq
 	}
 	return obj.(*v1beta1.EvaluationResult), err
 }
+
+// Rollout takes the representation of a rolloutAction and creates it.  Returns the server's representation of the flag, and an error, if there is any.
+func (c *fakeFlags) Rollout(ctx context.Context, flagName string, rolloutAction *v1beta1.RolloutAction, opts v1.CreateOptions) (result *v1beta1.Flag, err error) {
+	emptyResult := &v1beta1.Flag{}
+	obj, err := c.Fake.
+		Invokes(testing.NewCreateSubresourceActionWithOptions(c.Resource(), flagName, "rollout", c.Namespace(), rolloutAction, opts), emptyResult)
+
+	if obj == nil {
+		return emptyResult, err
+	}
+	return obj.(*v1beta1.Flag), err
+}

@@ -40,8 +40,16 @@ func (c *FakeFlagpoleV1beta1) FlagOverrides(namespace string) v1beta1.FlagOverri
 	return newFakeFlagOverrides(c, namespace)
 }
 
+func (c *FakeFlagpoleV1beta1) FlagRevisions(namespace string) v1beta1.FlagRevisionInterface {
+	return newFakeFlagRevisions(c, namespace)
+}
+
 func (c *FakeFlagpoleV1beta1) Segments(namespace string) v1beta1.SegmentInterface {
 	return newFakeSegments(c, namespace)
+}
+
+func (c *FakeFlagpoleV1beta1) UsageReports(namespace string) v1beta1.UsageReportInterface {
+	return newFakeUsageReports(c, namespace)
 }
 
 // RESTClient returns a RESTClient that is used to communicate
