@@ -22,9 +22,10 @@ type Context struct {
 	TargetingKey    string
 	HasTargetingKey bool
 
-	// owned is the attributes map SetValues made, which a later SetValues
-	// may reuse (never the caller's values).
-	owned map[string]any
+	// pending are the values SetValues checked and attributes converts
+	// on first use; owned is the map that conversion made, which a later
+	// one reuses (never the caller's values).
+	pending, owned map[string]any
 }
 
 // ErrInvalidContext marks a context the engine cannot use.
@@ -143,6 +144,7 @@ func ContextFromValues(values map[string]any) (c *Context, ok bool, err error) {
 	if ok, err = c.SetValues(values); !ok || err != nil {
 		return nil, ok, err
 	}
+	c.attributes()
 	return c, true, nil
 }
 
@@ -150,20 +152,23 @@ func ContextFromValues(values map[string]any) (c *Context, ok bool, err error) {
 // attributes map an earlier SetValues of c made (so a caller that keeps
 // Contexts, as the Go provider does in a pool, converts a context without
 // allocating). c is left unusable when ok is false or err is set.
+//
+// SetValues only checks values (it converts nothing): values that need
+// converting (an int, which JSON would make int64) are converted when an
+// evaluation first reads the attributes, and a flag that reads none — no
+// rules, or an override deciding — never pays for it. Such a Context must
+// not be evaluated by two goroutines at once.
 func (c *Context) SetValues(values map[string]any) (ok bool, err error) {
 	size := 0
-	if c.owned != nil {
-		clear(c.owned)
-	}
-	attrs, changed, ok := directObjectInto(values, c.owned, 1, &size)
+	_, convert, ok := directObject(values, nil, 1, &size, false)
 	if !ok || size > maxDirectContextBytes {
 		return false, nil
 	}
-	if changed {
-		c.owned = attrs
+	c.Attributes, c.pending, c.TargetingKey, c.HasTargetingKey = values, nil, "", false
+	if convert {
+		c.Attributes, c.pending = nil, values
 	}
-	c.Attributes, c.TargetingKey, c.HasTargetingKey = attrs, "", false
-	if tk, present := attrs["targetingKey"]; present {
+	if tk, present := values["targetingKey"]; present {
 		s, isString := tk.(string)
 		if !isString {
 			return true, fmt.Errorf("%w: targetingKey must be a string", ErrInvalidContext)
@@ -176,24 +181,35 @@ func (c *Context) SetValues(values map[string]any) (ok bool, err error) {
 	return true, nil
 }
 
+// attributes are the context's attributes, converted from what SetValues
+// was given on first use.
+func (c *Context) attributes() map[string]any {
+	if c.pending != nil {
+		if c.owned != nil {
+			clear(c.owned)
+		}
+		size := 0
+		// SetValues checked these values: the conversion succeeds.
+		c.Attributes, _, _ = directObject(c.pending, c.owned, 1, &size, true)
+		c.owned, c.pending = c.Attributes, nil
+	}
+	return c.Attributes
+}
+
 // Release drops c's attributes (the caller's values, or its own copy,
 // cleared) so that a pooled Context keeps no one's data.
 func (c *Context) Release() {
 	if c.owned != nil {
 		clear(c.owned)
 	}
-	c.Attributes, c.TargetingKey, c.HasTargetingKey = nil, "", false
+	c.Attributes, c.pending, c.TargetingKey, c.HasTargetingKey = nil, nil, "", false
 }
 
-// directObject converts an object's members; it returns m itself (changed
-// false) when none changes.
-func directObject(m map[string]any, depth int, size *int) (_ map[string]any, changed, ok bool) {
-	return directObjectInto(m, nil, depth, size)
-}
-
-// directObjectInto is directObject copying, when it must, into reuse (an
-// empty map, or nil for a new one).
-func directObjectInto(m, reuse map[string]any, depth int, size *int) (_ map[string]any, changed, ok bool) {
+// directObject checks (build false) or converts (build true) an object's
+// members. Converting, it returns m itself (changed false) when none
+// changes, and otherwise a copy in reuse (an empty map, or nil for a new
+// one); checking, it only tells whether anything would change.
+func directObject(m, reuse map[string]any, depth int, size *int, build bool) (_ map[string]any, changed, ok bool) {
 	if depth > maxDirectContextDepth {
 		return nil, false, false
 	}
@@ -203,11 +219,15 @@ func directObjectInto(m, reuse map[string]any, depth int, size *int) (_ map[stri
 			return nil, false, false
 		}
 		*size += len(k) + 4
-		nv, changed, ok := directValue(v, depth, size)
+		nv, ch, ok := directValue(v, depth, size, build)
 		if !ok || *size > maxDirectContextBytes {
 			return nil, false, false
 		}
-		if changed && out == nil {
+		changed = changed || ch
+		if !build {
+			continue
+		}
+		if ch && out == nil {
 			out = reuse
 			if out == nil {
 				out = make(map[string]any, len(m))
@@ -221,14 +241,14 @@ func directObjectInto(m, reuse map[string]any, depth int, size *int) (_ map[stri
 		}
 	}
 	if out == nil {
-		return m, false, true
+		return m, changed, true
 	}
 	return out, true, true
 }
 
-// directValue converts one value as its JSON encoding would be parsed:
-// whole numbers are int64, others float64.
-func directValue(v any, depth int, size *int) (out any, changed, ok bool) {
+// directValue converts (or, build false, checks) one value as its JSON
+// encoding would be parsed: whole numbers are int64, others float64.
+func directValue(v any, depth int, size *int, build bool) (out any, changed, ok bool) {
 	*size += 8
 	switch t := v.(type) {
 	case nil, bool:
@@ -268,13 +288,18 @@ func directValue(v any, depth int, size *int) (out any, changed, ok bool) {
 		}
 		return v, false, true
 	case map[string]any:
-		return directObject(t, depth+1, size)
+		return directObject(t, nil, depth+1, size, build)
 	case []any:
 		var out []any
+		changed := false
 		for i, e := range t {
-			ne, ch, ok := directValue(e, depth+1, size)
+			ne, ch, ok := directValue(e, depth+1, size, build)
 			if !ok {
 				return nil, false, false
+			}
+			changed = changed || ch
+			if !build {
+				continue
 			}
 			if ch && out == nil {
 				out = slices.Clone(t)
@@ -284,7 +309,7 @@ func directValue(v any, depth int, size *int) (out any, changed, ok bool) {
 			}
 		}
 		if out == nil {
-			return v, false, true
+			return v, changed, true
 		}
 		return out, true, true
 	}

@@ -72,12 +72,12 @@ func TestContextFromValuesIsOFREPs(t *testing.T) {
 			continue
 		}
 		for _, c := range []*Context{got, &reused} {
-			if !reflect.DeepEqual(c.Attributes, want.Attributes) || c.TargetingKey != want.TargetingKey || c.HasTargetingKey != want.HasTargetingKey {
+			if !reflect.DeepEqual(c.attributes(), want.Attributes) || c.TargetingKey != want.TargetingKey || c.HasTargetingKey != want.HasTargetingKey {
 				t.Errorf("%#v:\n got %#v\nwant %#v", values, c, want)
 			}
 		}
 		reused.Release()
-		if len(values) > 0 && reused.Attributes != nil {
+		if len(values) > 0 && (reused.Attributes != nil || reused.pending != nil || len(reused.owned) > 0) {
 			t.Fatal("Release kept the attributes")
 		}
 	}

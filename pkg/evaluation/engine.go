@@ -248,7 +248,7 @@ func (c *Compiled) Evaluate(ctx context.Context, revision *v1beta1.Flag, overrid
 		budget: req.Budget,
 		eval:   ec,
 		act: activation{
-			context:      types.DefaultTypeAdapter.NativeToValue(ec.Attributes),
+			context:      types.DefaultTypeAdapter.NativeToValue(ec.attributes()),
 			targetingKey: ec.TargetingKey,
 			flagKey:      c.key,
 			now:          types.Timestamp{Time: req.Now},

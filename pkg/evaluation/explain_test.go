@@ -188,8 +188,11 @@ func TestNoExplanationAllocatesNothingMore(t *testing.T) {
 	bare.Spec.Rules = []v1beta1.Rule{f.Spec.Rules[2], f.Spec.Rules[3]}
 	cb := CompileFlag(bare, lookup())
 	celOnly := fewest(func() { cb.Evaluate(t.Context(), bare, nil, Request{Context: req.Context, Now: now}) })
-	if plain := measure(false); plain != celOnly {
-		t.Errorf("%v allocations per evaluation without explain, want %v (CEL's own)", plain, celOnly)
+	// CEL's own count varies by one between runs (under -race it was seen
+	// at 31 while the four-rule evaluation made 30): more than it is what
+	// this test is about.
+	if plain := measure(false); plain > celOnly {
+		t.Errorf("%v allocations per evaluation without explain, want at most %v (CEL's own)", plain, celOnly)
 	}
 	if explained := measure(true); explained <= celOnly {
 		t.Errorf("%v allocations per explained evaluation: the explanation costs nothing?", explained)

@@ -57,6 +57,7 @@ type Evaluator struct {
 	segments  listers.SegmentLister
 	compiled  *evaluation.Cache
 	clock     clock.PassiveClock
+	realClock bool
 	synced    []cache.InformerSynced
 	observers []Observer
 	// index is what one flag's evaluation looks its flag and overrides up
@@ -74,6 +75,7 @@ func New(factory informers.SharedInformerFactory, c clock.PassiveClock, observer
 		segments:  segmentInformer.Lister(),
 		compiled:  evaluation.NewCache(),
 		clock:     c,
+		realClock: isRealClock(c),
 		synced:    []cache.InformerSynced{flagInformer.Informer().HasSynced, segmentInformer.Informer().HasSynced, overrideInformer.Informer().HasSynced},
 		observers: observers,
 		index:     newIndex(),
@@ -207,8 +209,7 @@ type Options struct {
 
 // evaluate answers one flag. ctx is the request: CEL stops when it ends.
 // budget is the request's (nil: this evaluation's own).
-func (e *Evaluator) evaluate(ctx context.Context, f *v1beta1.Flag, c *evaluation.Context, opts Options, now time.Time, budget *evaluation.Budget) v1beta1.FlagEvaluation {
-	start := time.Now()
+func (e *Evaluator) evaluate(ctx context.Context, f *v1beta1.Flag, c *evaluation.Context, opts Options, now, start time.Time, budget *evaluation.Budget) v1beta1.FlagEvaluation {
 	res := e.Compile(f).Evaluate(ctx, f, e.Overrides(f.Namespace, f.Name),
 		evaluation.Request{Context: c, ExpectedType: opts.ExpectedType, Now: now, Budget: budget, Explain: opts.Explain})
 	if len(e.observers) > 0 {
@@ -235,7 +236,26 @@ func (e *Evaluator) Evaluate(ctx context.Context, namespace, key string, c *eval
 	if f == nil {
 		return e.notFound(ctx, namespace, key), false
 	}
-	return e.evaluate(ctx, f, c, opts, e.clock.Now(), nil), true
+	start := time.Now()
+	return e.evaluate(ctx, f, c, opts, e.now(start), start, nil), true
+}
+
+func isRealClock(c clock.PassiveClock) bool {
+	switch c.(type) {
+	case clock.RealClock, *clock.RealClock:
+		return true
+	}
+	return false
+}
+
+// now is the engine's time for an evaluation that began at start: start
+// itself on the real clock (reading the clock costs as much as a static
+// flag's evaluation), the injected clock's time in tests.
+func (e *Evaluator) now(start time.Time) time.Time {
+	if e.realClock {
+		return start
+	}
+	return e.clock.Now()
 }
 
 // EvaluateAll evaluates the flags named by keys (a key without a flag
@@ -255,13 +275,13 @@ func (e *Evaluator) EvaluateAll(ctx context.Context, namespace string, keys []st
 				continue
 			}
 			if selector.Matches(labels.Set(f.Labels)) {
-				results = append(results, e.evaluate(ctx, f, c, opts, now, budget))
+				results = append(results, e.evaluate(ctx, f, c, opts, now, time.Now(), budget))
 			}
 		}
 	} else {
 		flags, _ := e.flags.Flags(namespace).List(selector)
 		for _, f := range flags {
-			results = append(results, e.evaluate(ctx, f, c, opts, now, budget))
+			results = append(results, e.evaluate(ctx, f, c, opts, now, time.Now(), budget))
 		}
 	}
 	sort.Slice(results, func(i, j int) bool { return results[i].Key < results[j].Key })

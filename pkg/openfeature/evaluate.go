@@ -20,11 +20,13 @@ import (
 // as the server's OFREP endpoint would; found is false when the namespace
 // has no such flag.
 func (p *Provider) Evaluate(ctx context.Context, key string, want v1beta1.FlagType, flatCtx of.FlattenedContext) (res v1beta1.FlagEvaluation, found bool) {
-	c, release, err := contextFrom(flatCtx)
+	c, pooled, err := contextFrom(flatCtx)
 	if err != nil {
 		return evaluation.InvalidContext(key, err), true
 	}
-	defer release()
+	if pooled {
+		defer putContext(c)
+	}
 	return p.source.Evaluate(ctx, p.namespace, key, c, evaluator.Options{ExpectedType: want})
 }
 
@@ -33,38 +35,43 @@ func (p *Provider) Evaluate(ctx context.Context, key string, want v1beta1.FlagTy
 // nested map) costs no allocation once the pool is warm.
 var contexts = sync.Pool{New: func() any { return new(evaluation.Context) }}
 
+// putContext hands a pooled Context back once its evaluation is over,
+// holding none of the application's values.
+func putContext(c *evaluation.Context) {
+	c.Release()
+	contexts.Put(c)
+}
+
 // emptyContext is every evaluation without a context: the engine only
 // reads it.
 var emptyContext = &evaluation.Context{Attributes: map[string]any{}}
 
-func noRelease() {}
-
 // contextFrom turns the SDK's flattened context into the engine's as an
 // OFREP client sending the same context would have it seen: directly for
 // the values JSON would carry unchanged (strings, numbers, booleans, maps
-// and lists of them), through JSON for the rest (times, structs). release
-// hands a pooled Context back once the evaluation is over.
-func contextFrom(flatCtx of.FlattenedContext) (c *evaluation.Context, release func(), err error) {
+// and lists of them), through JSON for the rest (times, structs). pooled
+// says c is from contexts and goes back with putContext (a release
+// function instead would cost an allocation per evaluation).
+func contextFrom(flatCtx of.FlattenedContext) (c *evaluation.Context, pooled bool, err error) {
 	if len(flatCtx) == 0 {
-		return emptyContext, noRelease, nil
+		return emptyContext, false, nil
 	}
-	pooled := contexts.Get().(*evaluation.Context)
-	ok, err := pooled.SetValues(flatCtx)
+	c = contexts.Get().(*evaluation.Context)
+	ok, err := c.SetValues(flatCtx)
 	if ok {
 		if err != nil {
-			pooled.Release()
-			contexts.Put(pooled)
-			return nil, noRelease, err
+			putContext(c)
+			return nil, false, err
 		}
-		return pooled, func() { pooled.Release(); contexts.Put(pooled) }, nil
+		return c, true, nil
 	}
-	contexts.Put(pooled)
+	putContext(c)
 	raw, err := json.Marshal(flatCtx)
 	if err != nil {
-		return nil, noRelease, err
+		return nil, false, err
 	}
 	c, err = evaluation.ParseContext(raw)
-	return c, noRelease, err
+	return c, false, err
 }
 
 func (p *Provider) resolve(ctx context.Context, key string, want v1beta1.FlagType, flatCtx of.FlattenedContext) (json.RawMessage, of.ProviderResolutionDetail) {

@@ -50,7 +50,19 @@ func fixtures() []*v1beta1.Flag {
 		flag("rollout-flag", v1beta1.FlagTypeBoolean, "", map[string]any{"on": true, "off": false},
 			v1beta1.Rule{Name: "half", Rollout: &v1beta1.Rollout{Distribution: []v1beta1.WeightedVariant{{Variant: "on", Weight: 50}, {Variant: "off", Weight: 50}}}}),
 		disabled,
+		hundredRules(),
 	}
+}
+
+// hundredRules is a flag whose hundredth CEL rule is the first to match
+// BenchmarkProviderHundredRules's context: every rule is evaluated.
+func hundredRules() *v1beta1.Flag {
+	var rules []v1beta1.Rule
+	for i := range 99 {
+		rules = append(rules, v1beta1.Rule{Name: fmt.Sprintf("tier-%d", i), When: fmt.Sprintf(`context.plan == "tier-%d"`, i), Variant: "on"})
+	}
+	rules = append(rules, v1beta1.Rule{Name: "teams", When: `context.seats > 10`, Variant: "on"})
+	return flag("hundred-rules", v1beta1.FlagTypeBoolean, "off", map[string]any{"on": true, "off": false}, rules...)
 }
 
 func startProvider(t testing.TB) (*Provider, *fake.Clientset) {
@@ -192,6 +204,20 @@ func BenchmarkProviderOneRule(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if d := p.BooleanEvaluation(ctx, "bool-flag", false, vip); !d.Value {
+			b.Fatal(d)
+		}
+	}
+}
+
+// BenchmarkProviderHundredRules: a flag of 100 CEL rules, the last one
+// matching.
+func BenchmarkProviderHundredRules(b *testing.B) {
+	p, _ := startProvider(b)
+	ctx := context.Background()
+	team := of.FlattenedContext{"targetingKey": "user-1", "plan": "vip", "seats": 12}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := p.BooleanEvaluation(ctx, "hundred-rules", false, team); !d.Value || d.FlagMetadata["rule"] != "teams" {
 			b.Fatal(d)
 		}
 	}
