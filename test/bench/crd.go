@@ -11,7 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -57,11 +59,63 @@ type crdRun struct {
 	heapFile, heapTop string
 	evaluation        *report // the evaluation bench of the same run, if it ran
 	flagpoleVersion   string
+	setup             string // etcd and authentication, as setupLine says
 	kubeVersion       string
 	etcdVersion       string
 	revision          string
 	elapsed           time.Duration
 	started           time.Time
+}
+
+// crdSection is the docs section a crd run rewrites: "crd" for the
+// default setup, with -shared-etcd and -bearer in its name otherwise, so
+// that each setup keeps its own figures.
+func crdSection(cfg config) string {
+	section := "crd"
+	if cfg.sharedEtcd {
+		section += "-shared-etcd"
+	}
+	if cfg.bearer {
+		section += "-bearer"
+	}
+	return section
+}
+
+// setupLine says how the servers store and how clients authenticate.
+func setupLine(cfg config) string {
+	store := "Flagpole on an etcd of its own"
+	if cfg.sharedEtcd {
+		store = "Flagpole on kube-apiserver's etcd (one etcd for both)"
+	}
+	auth := "clients authenticate with client certificates (Flagpole direct: the front-proxy certificate and X-Remote-User)"
+	if cfg.bearer {
+		auth = "clients authenticate with a ServiceAccount token (Flagpole direct reviews it with kube-apiserver, cached)"
+	}
+	return store + "; " + auth
+}
+
+// benchToken is a token of ServiceAccount rounds/bench, bound to
+// cluster-admin, as an operator's client in a cluster would hold one.
+func benchToken(ctx context.Context, kube kubernetes.Interface) (string, error) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: nsRounds}}
+	if _, err := kube.CoreV1().ServiceAccounts(nsRounds).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		return "", err
+	}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench-cluster-admin"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: nsRounds}},
+	}
+	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+		return "", err
+	}
+	expiry := int64(2 * 60 * 60)
+	tr, err := kube.CoreV1().ServiceAccounts(nsRounds).CreateToken(ctx, sa.Name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	return tr.Status.Token, nil
 }
 
 // memFigure is a server's memory before and after it stores objects.
@@ -88,13 +142,18 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 		return err
 	}
 	defer e.close()
-	e.OwnEtcd = true
-	logf("crd: starting etcd, kube-apiserver, Flagpole's etcd and Flagpole delegated and registered (logs in %s)", e.Path("logs"))
+	peer, err := crdKindByID(cfg.crdPeer)
+	if err != nil {
+		return err
+	}
+	e.OwnEtcd = !cfg.sharedEtcd
+	logf("crd: starting etcd, kube-apiserver, %s and Flagpole delegated and registered (logs in %s)", map[bool]string{true: "no etcd of Flagpole's own (it shares kube-apiserver's)", false: "Flagpole's etcd"}[cfg.sharedEtcd], e.Path("logs"))
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
 	run.flagpoleVersion = flagpoleVersion(cfg.flagpoleBin)
-	logf("crd: kube-apiserver %s and Flagpole %s ready, APIService Available", e.KubeHost, e.FlagpoleHost)
+	run.setup = setupLine(cfg)
+	logf("crd: kube-apiserver %s and Flagpole %s ready, APIService Available; %s", e.KubeHost, e.FlagpoleHost, run.setup)
 
 	admin := e.RestConfig(tcluster.UserAdmin)
 	kube, err := kubernetes.NewForConfig(admin)
@@ -106,20 +165,42 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 			return err
 		}
 	}
-	if err := installCRD(ctx, admin); err != nil {
-		return err
+	kinds := []*crdKind{peer}
+	if cfg.crdAllKinds {
+		for _, k := range crdKinds {
+			if k != peer {
+				kinds = append(kinds, k)
+			}
+		}
+	}
+	for _, k := range kinds {
+		if err := installCRD(ctx, admin, k); err != nil {
+			return err
+		}
 	}
 	servingCA, err := e.Serving.CAPEM()
 	if err != nil {
 		return err
 	}
 	direct := e.DirectConfig(e.FlagpolePort, servingCA, tcluster.UserAdmin, "system:masters")
+	clients := admin
+	if cfg.bearer {
+		token, err := benchToken(ctx, kube)
+		if err != nil {
+			return err
+		}
+		clients = rest.AnonymousClientConfig(admin)
+		clients.BearerToken = token
+		direct = rest.AnonymousClientConfig(direct)
+		direct.BearerToken = token
+		direct.CAData, direct.ServerName = servingCA, tcluster.FlagpoleService+"."+tcluster.FlagpoleNamespace+".svc"
+	}
 	kubeProc, fpProc := e.Procs["kube-apiserver"], e.Procs["flagpole-apiserver"]
-	crd, err := newAPIPath("CRD through kube-apiserver", "crd", admin, crdGroup, e.EtcdURL, kubeProc)
+	crd, err := newCRDPath(peer, "crd", clients, e.EtcdURL, kubeProc)
 	if err != nil {
 		return err
 	}
-	agg, err := newAPIPath("Flagpole through kube-apiserver", "agg", admin, "flagpole.dev", e.FlagpoleEtcdURL, fpProc)
+	agg, err := newAPIPath("Flagpole through kube-apiserver", "agg", clients, "flagpole.dev", e.FlagpoleEtcdURL, fpProc)
 	if err != nil {
 		return err
 	}
@@ -139,13 +220,23 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 		return err
 	}
 	run.paths = []*apiPath{crd, agg, dir, aggTyped, dirTyped}
+	for i, k := range kinds[1:] {
+		p, err := newCRDPath(k, fmt.Sprintf("crd%d", i+2), clients, e.EtcdURL, kubeProc)
+		if err != nil {
+			return err
+		}
+		run.paths = append(run.paths, p)
+	}
 	run.flagpoleDebug = direct
-	run.procs = []namedProc{{"kube-apiserver", kubeProc}, {"etcd", e.Procs["etcd"]}, {"flagpole-apiserver", fpProc}, {"Flagpole's etcd", e.Procs["etcd-flagpole"]}}
+	run.procs = []namedProc{{"kube-apiserver", kubeProc}, {"etcd", e.Procs["etcd"]}, {"flagpole-apiserver", fpProc}}
+	if !cfg.sharedEtcd {
+		run.procs = append(run.procs, namedProc{"Flagpole's etcd", e.Procs["etcd-flagpole"]})
+	}
 	// Every path must take the same body, strictly (no field dropped),
 	// before anything is measured.
 	for _, p := range run.paths {
 		err := tcluster.WaitFor(ctx, nil, 60*time.Second, func() error {
-			_, err := p.flags(nsRounds).Create(ctx, &unstructured.Unstructured{Object: benchFlag(p.apiVersion, "probe")},
+			_, err := p.flags(nsRounds).Create(ctx, &unstructured.Unstructured{Object: p.object("probe")},
 				metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"})
 			return err
 		})
@@ -176,6 +267,9 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 		if p.typed != nil {
 			continue // the LIST measures both media types on the JSON rows
 		}
+		if p.kind != nil && p != crd {
+			continue // only the peer's objects were created to be listed
+		}
 		run.lists[p] = map[string]*listResult{}
 		for _, media := range []string{mediaJSON, mediaProtobuf} {
 			r, err := list(ctx, p, nsList, media, cfg.listReps)
@@ -202,7 +296,7 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 	fmt.Println()
 	fmt.Print(out)
 	if cfg.docs != "" {
-		if err := updateDocs(cfg.docs, "crd", out); err != nil {
+		if err := updateDocs(cfg.docs, crdSection(cfg), out); err != nil {
 			return err
 		}
 		logf("wrote the results into %s", cfg.docs)
@@ -210,16 +304,16 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 	return nil
 }
 
-// installCRD creates the Flag CRD and waits until it is Established.
-func installCRD(ctx context.Context, admin *rest.Config) error {
+// installCRD creates kind's CRD and waits until it is Established.
+func installCRD(ctx context.Context, admin *rest.Config, kind *crdKind) error {
 	dyn, err := dynamic.NewForConfig(admin)
 	if err != nil {
 		return err
 	}
 	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	obj := &unstructured.Unstructured{Object: flagCRD()}
+	obj := &unstructured.Unstructured{Object: kind.definition()}
 	if _, err := crds.Create(ctx, obj, metav1.CreateOptions{FieldValidation: "Strict"}); err != nil {
-		return fmt.Errorf("create the Flag CRD: %w", err)
+		return fmt.Errorf("create the %s: %w", kind.name, err)
 	}
 	return tcluster.WaitFor(ctx, nil, 60*time.Second, func() error {
 		got, err := crds.Get(ctx, obj.GetName(), metav1.GetOptions{})
@@ -241,7 +335,7 @@ func installCRD(ctx context.Context, admin *rest.Config) error {
 // cfg.listObjects CRs and as many flags (direct), waits for the writes to
 // settle and reads them again; it saves Flagpole's heap profile.
 func measureMemory(ctx context.Context, cfg config, run *crdRun, crd, dir *apiPath, admin, direct *rest.Config) error {
-	kubeMem := memFigure{server: "kube-apiserver", objects: fmt.Sprintf("%d CRs", cfg.listObjects)}
+	kubeMem := memFigure{server: "kube-apiserver", objects: fmt.Sprintf("%d %s objects", cfg.listObjects, crd.kind.name)}
 	fpMem := memFigure{server: "flagpole-apiserver", objects: fmt.Sprintf("%d flags (created direct)", cfg.listObjects)}
 	type side struct {
 		m    *memFigure
@@ -282,7 +376,7 @@ func measureMemory(ctx context.Context, cfg config, run *crdRun, crd, dir *apiPa
 			close(profiled)
 		}
 		r := runOps(ctx, cfg.listObjects, cfg.workers, func(ctx context.Context, i int) error {
-			_, err := s.p.flags(nsList).Create(ctx, &unstructured.Unstructured{Object: benchFlag(s.p.apiVersion, fmt.Sprintf("flag-%05d", i))}, metav1.CreateOptions{})
+			_, err := s.p.flags(nsList).Create(ctx, &unstructured.Unstructured{Object: s.p.object(fmt.Sprintf("flag-%05d", i))}, metav1.CreateOptions{})
 			return err
 		})
 		if err := ctx.Err(); err != nil {

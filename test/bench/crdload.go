@@ -44,6 +44,26 @@ type apiPath struct {
 	// speaks protobuf: set on the rows that measure what a typed client
 	// gets instead of the dynamic client's JSON.
 	typed clientset.Interface
+	// kind is the CRD a CRD path reaches; nil on Flagpole's paths.
+	kind *crdKind
+}
+
+// newCRDPath is the path to kind's objects through kube-apiserver.
+func newCRDPath(k *crdKind, short string, cfg *rest.Config, etcdURL string, server *process.Process) (*apiPath, error) {
+	p, err := newAPIPath(k.name+" through kube-apiserver", short, cfg, k.group, etcdURL, server)
+	if err != nil {
+		return nil, err
+	}
+	p.kind, p.gvr.Resource = k, k.resource
+	return p, nil
+}
+
+// object is the bench's flag named name as p's server holds it.
+func (p *apiPath) object(name string) map[string]any {
+	if p.kind != nil {
+		return p.kind.object(p.apiVersion, name)
+	}
+	return benchFlag(p.apiVersion, name)
 }
 
 // withTypedClient is p measured with Flagpole's generated clientset
@@ -60,7 +80,7 @@ func (p *apiPath) withTypedClient() (*apiPath, error) {
 
 // create creates the bench's flag named name through p.
 func (p *apiPath) create(ctx context.Context, ns, name string) error {
-	obj := benchFlag(p.apiVersion, name)
+	obj := p.object(name)
 	if p.typed == nil {
 		_, err := p.flags(ns).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{})
 		return err
@@ -85,7 +105,11 @@ func (p *apiPath) get(ctx context.Context, ns, name string) (runtime.Object, err
 func (p *apiPath) updateDescription(ctx context.Context, ns string, obj runtime.Object, description string) error {
 	if p.typed == nil {
 		u := obj.(*unstructured.Unstructured).DeepCopy()
-		if err := unstructured.SetNestedField(u.Object, description, "spec", "description"); err != nil {
+		field := []string{"spec", "description"}
+		if p.kind != nil {
+			field = p.kind.descriptionPath
+		}
+		if err := unstructured.SetNestedField(u.Object, description, field...); err != nil {
 			return err
 		}
 		_, err := p.flags(ns).Update(ctx, u, metav1.UpdateOptions{})
@@ -115,7 +139,7 @@ func (p *apiPath) flags(ns string) dynamic.ResourceInterface {
 }
 
 func (p *apiPath) listURL(ns string) string {
-	return fmt.Sprintf("%s/apis/%s/namespaces/%s/flags", strings.TrimRight(p.cfg.Host, "/"), p.apiVersion, ns)
+	return fmt.Sprintf("%s/apis/%s/namespaces/%s/%s", strings.TrimRight(p.cfg.Host, "/"), p.apiVersion, ns, p.gvr.Resource)
 }
 
 // runOps runs op for i in [0, n) on workers goroutines, each taking the
@@ -273,7 +297,7 @@ const watchSeqAnnotation = "bench.flagpole.dev/seq"
 func fanout(ctx context.Context, p *apiPath, ns string, watchers, writes int, timeout time.Duration) (lat []time.Duration, missed int, err error) {
 	typed := p.typed != nil
 	name := "fanout-" + p.short
-	obj := &unstructured.Unstructured{Object: benchFlag(p.apiVersion, name)}
+	obj := &unstructured.Unstructured{Object: p.object(name)}
 	if _, err := p.flags(ns).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
 		return nil, 0, err
 	}

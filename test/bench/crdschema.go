@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
@@ -38,6 +39,10 @@ func flagCRD() map[string]any {
 			switch name {
 			case v1beta1.JSON{}.OpenAPIModelName():
 				out = map[string]any{"x-kubernetes-preserve-unknown-fields": true}
+			case resource.Quantity{}.OpenAPIModelName():
+				// A number or a string, as controller-gen writes a
+				// Quantity's schema in CRDs.
+				out = map[string]any{"anyOf": []any{map[string]any{"type": "integer"}, map[string]any{"type": "string"}}, "x-kubernetes-int-or-string": true}
 			default:
 				out = convert(defs[name].Schema)
 			}
@@ -89,21 +94,7 @@ func flagCRD() map[string]any {
 	schema := convert(defs[v1beta1.Flag{}.OpenAPIModelName()].Schema)
 	// A CRD's metadata is implicit: the schema may not describe it.
 	delete(schema["properties"].(map[string]any), "metadata")
-	return map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1",
-		"kind":       "CustomResourceDefinition",
-		"metadata":   map[string]any{"name": "flags." + crdGroup},
-		"spec": map[string]any{
-			"group": crdGroup,
-			"scope": "Namespaced",
-			"names": map[string]any{"plural": "flags", "singular": "flag", "kind": "Flag", "listKind": "FlagList"},
-			"versions": []any{map[string]any{
-				"name": crdVersion, "served": true, "storage": true,
-				"schema":       map[string]any{"openAPIV3Schema": schema},
-				"subresources": map[string]any{"status": map[string]any{}},
-			}},
-		},
-	}
+	return crdDefinition(crdGroup, "Flag", "flags", schema)
 }
 
 // benchFlag is the object every path creates, as the CRD and Flagpole

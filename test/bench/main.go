@@ -57,6 +57,16 @@ type config struct {
 	listReps    int
 	watchers    int
 	watchWrites int
+	// crdPeer is the CRD the ratios are against (crdKinds' id);
+	// crdAllKinds adds the other CRDs as rows of the same run.
+	crdPeer     string
+	crdAllKinds bool
+	// sharedEtcd stores Flagpole in kube-apiserver's etcd (under its own
+	// prefix), as a small cluster runs it; bearer makes every client
+	// authenticate with a ServiceAccount token instead of a certificate
+	// (Flagpole direct then does a TokenReview, cached).
+	sharedEtcd bool
+	bearer     bool
 
 	// The usage bench.
 	usageRounds    int
@@ -85,6 +95,10 @@ func main() {
 	flag.IntVar(&cfg.listReps, "list-reps", 5, "crd: timed LISTs per path and format, after one untimed")
 	flag.IntVar(&cfg.watchers, "watchers", 500, "crd: watchers per path in the fan-out")
 	flag.IntVar(&cfg.watchWrites, "watch-writes", 10, "crd: writes timed to the last watcher, per path")
+	flag.StringVar(&cfg.crdPeer, "crd-peer", "featureflag", "crd: the CRD the ratios are against: featureflag (the OpenFeature Operator's FeatureFlag), flag (Flagpole's full schema) or minimal (unknown fields preserved)")
+	flag.BoolVar(&cfg.crdAllKinds, "crd-all-kinds", true, "crd: measure the other two CRDs in the same run as well")
+	flag.BoolVar(&cfg.sharedEtcd, "shared-etcd", false, "crd: Flagpole stores in kube-apiserver's etcd (prefix /flagpole) instead of an etcd of its own")
+	flag.BoolVar(&cfg.bearer, "bearer", false, "crd: clients authenticate with a ServiceAccount token (cluster-admin) instead of client certificates; Flagpole direct then reviews the token with kube-apiserver")
 	flag.IntVar(&cfg.usageRounds, "usage-rounds", 3, "usage: rounds of a counting-off and a counting-on server, the order alternating")
 	flag.IntVar(&cfg.usageFlags, "usage-flags", 5000, "usage: flags counted for the memory and writes figures")
 	flag.DurationVar(&cfg.usageInterval, "usage-interval", 2*time.Second, "usage: the servers' --usage-flush-interval")
