@@ -4,8 +4,12 @@
 # evaluation: Flagpole's evaluation paths (OFREP with a bearer token,
 # flags/evaluate with a client certificate) against kube-apiserver v1.37.2's
 # SelfSubjectReview.
-# crd: a Flag CRD on kube-apiserver against Flagpole delegated and registered
-# through an APIService, reached through kube-apiserver and direct: creates,
+# crd: CRDs on kube-apiserver (the OpenFeature Operator's FeatureFlag, the
+# ratios' peer by default; a Flag CRD with Flagpole's schema; a minimal one)
+# against Flagpole delegated and registered through an APIService, reached
+# through kube-apiserver and direct; -shared-etcd puts Flagpole on
+# kube-apiserver's etcd, -bearer makes every client use a ServiceAccount
+# token: creates,
 # gets, updates, LIST of 10,000 (JSON, protobuf), watch fan-out, memory growth
 # for 10,000 objects, etcd writes per create.
 # usage: what counting usage costs: OFREP throughput with counting on against

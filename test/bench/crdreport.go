@@ -171,7 +171,7 @@ func (r *crdRun) markdown(cfg config) string {
 		targets = append(targets, []struct {
 			p    *apiPath
 			want float64
-		}{{r.paths[3], 1.5}, {r.paths[4], 2.0}}...)
+		}{{r.paths[3], 1.2}, {r.paths[4], 2.0}}...)
 	}
 	for _, t := range targets {
 		got := r.ratioToCRD(r.creates, t.p)
