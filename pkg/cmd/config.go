@@ -162,6 +162,9 @@ func (o CompletedOptions) config(etcd *genericoptions.EtcdOptions, pki *standalo
 		}
 	} else {
 		cacheFrontProxyVerification(serverConfig)
+		if err := unthrottleDelegatedAuthorization(serverConfig, rec.Authorization); err != nil {
+			return nil, err
+		}
 	}
 	lifecycle := flagpoleapiserver.LifecycleConfig{
 		UsageRecordsPrefix: etcdrecords.Prefix(etcd.StorageConfig.Prefix),
