@@ -188,13 +188,15 @@ func TestNoExplanationAllocatesNothingMore(t *testing.T) {
 	bare.Spec.Rules = []v1beta1.Rule{f.Spec.Rules[2], f.Spec.Rules[3]}
 	cb := CompileFlag(bare, lookup())
 	celOnly := fewest(func() { cb.Evaluate(t.Context(), bare, nil, Request{Context: req.Context, Now: now}) })
-	// CEL's own count varies by one between runs (under -race it was seen
-	// at 31 while the four-rule evaluation made 30): more than it is what
-	// this test is about.
-	if plain := measure(false); plain > celOnly {
-		t.Errorf("%v allocations per evaluation without explain, want at most %v (CEL's own)", plain, celOnly)
+	// CEL's own count varies by one between runs, either way (under -race
+	// CI saw 31 against 30 and 30 against 31): one allocation of slack.
+	// Explaining these four rules costs many more than one (checked below),
+	// so explanation work done when nobody asked still shows.
+	const slack = 1
+	if plain := measure(false); plain > celOnly+slack {
+		t.Errorf("%v allocations per evaluation without explain, want at most %v (CEL's own, %v, and one of slack)", plain, celOnly+slack, celOnly)
 	}
-	if explained := measure(true); explained <= celOnly {
-		t.Errorf("%v allocations per explained evaluation: the explanation costs nothing?", explained)
+	if explained := measure(true); explained <= celOnly+4*slack {
+		t.Errorf("%v allocations per explained evaluation, CEL's own %v: explaining four rules costs next to nothing?", explained, celOnly)
 	}
 }

@@ -2,7 +2,6 @@ package standalone
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -20,8 +19,8 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.etcd.io/etcd/server/v3/storage/datadir"
 	"go.etcd.io/etcd/server/v3/storage/schema"
-	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/flagpole-dev/flagpole/test/etcdwal"
 )
 
 // newMember starts embedded etcd in a new directory, writes keys (one of
@@ -74,48 +73,6 @@ func dataEnd(t *testing.T, file string) int64 {
 		end--
 	}
 	return int64(end)
-}
-
-// entryPayloadEnd is the offset just past the payload of the WAL's tenth
-// entry record. A fixed offset into the file sometimes hit a frame's length
-// or a record's field tag (etcd then reports a proto parse error, not a CRC
-// mismatch) because the records' sizes vary from run to run; the payload is
-// a record's last field, so its last bytes are covered by the CRC and
-// nothing else.
-func entryPayloadEnd(t *testing.T, file string) int64 {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries := 0
-	for off := 0; off+8 <= len(data); {
-		lenField := binary.LittleEndian.Uint64(data[off:])
-		if lenField == 0 {
-			break
-		}
-		recBytes := int(lenField & ^(uint64(0xff) << 56))
-		padBytes := 0
-		if lenField>>63 == 1 {
-			padBytes = int((lenField >> 56) & 0x7)
-		}
-		start, end := off+8, off+8+recBytes
-		if end > len(data) {
-			break
-		}
-		var rec walpb.Record
-		if err := proto.Unmarshal(data[start:end], &rec); err != nil {
-			t.Fatalf("WAL record at %d: %v", off, err)
-		}
-		if rec.GetType() == 2 /* entryType */ && len(rec.GetData()) >= 8 {
-			if entries++; entries == 10 {
-				return int64(end)
-			}
-		}
-		off = end + padBytes
-	}
-	t.Fatalf("%s has fewer than ten entry records", file)
-	return 0
 }
 
 func writeAt(t *testing.T, file string, off int64, data []byte) {
@@ -174,7 +131,7 @@ func TestCheckMember(t *testing.T) {
 		{name: "WAL CRC mismatch", want: []string{"the write-ahead log is damaged: walpb: crc mismatch", "in file '0000000000000000-0000000000000000.wal' at position"},
 			damage: func(t *testing.T, dir string) {
 				wal := walFile(t, dir)
-				writeAt(t, wal, entryPayloadEnd(t, wal)-4, []byte("XXXX"))
+				writeAt(t, wal, etcdwal.EntryPayloadEnd(t, wal, 10)-4, []byte("XXXX"))
 			}},
 		// What etcd survives on its own.
 		{name: "torn write at the WAL's end", damage: func(t *testing.T, dir string) {

@@ -31,6 +31,7 @@ import (
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 	clientset "github.com/flagpole-dev/flagpole/pkg/generated/clientset/versioned"
 	"github.com/flagpole-dev/flagpole/pkg/standalone"
+	"github.com/flagpole-dev/flagpole/test/etcdwal"
 	"github.com/flagpole-dev/flagpole/test/scratchfs"
 )
 
@@ -244,7 +245,9 @@ func testDamagedDatastore(t *testing.T, bin string) {
 				return []string{rel(dir, walDir) + ": the write-ahead log is missing (no *.wal file) although the database " + rel(dir, db) + " exists"}
 			}},
 		{name: "WAL CRC mismatch",
-			damage: func(t *testing.T, dir string) { overwrite(t, rel(dir, walFile), 4000, 4) },
+			damage: func(t *testing.T, dir string) {
+				overwrite(t, rel(dir, walFile), etcdwal.EntryPayloadEnd(t, walFile, 10)-4, 4)
+			},
 			want: func(dir string) []string {
 				return []string{rel(dir, walDir) + ": the write-ahead log is damaged: walpb: crc mismatch", "in file '" + filepath.Base(walFile) + "' at position"}
 			}},
