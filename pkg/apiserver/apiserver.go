@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -100,6 +101,10 @@ type ExtraConfig struct {
 	// OFREPCORS is OFREP's cross-origin policy (nil: none); browser origins
 	// it allows get event streams they can open with a ticket.
 	OFREPCORS *ofrep.CORS
+	// HTTP1Listener, when set, serves the same API over HTTP/1.1 only
+	// (--http1-secure-port, http1.go): the port for kube-apiserver's
+	// aggregator.
+	HTTP1Listener net.Listener
 
 	// streamTickets authenticate browsers' OFREP event streams; Complete
 	// makes them and puts them ahead of the other authenticators.
@@ -187,6 +192,10 @@ type CompletedConfig struct {
 // Server is a running Flagpole API server.
 type Server struct {
 	GenericAPIServer *genericapiserver.GenericAPIServer
+
+	// http1Stopped is closed when the HTTP/1.1 port has shut down; nil
+	// without one.
+	http1Stopped <-chan struct{}
 }
 
 // Complete fills in what the generic server derives from the rest.
@@ -223,6 +232,9 @@ func (cfg *Config) Complete() CompletedConfig {
 		if guard != nil && gc.SecureServing != nil && gc.SecureServing.Listener != nil {
 			gc.SecureServing.Listener = guard.Listener(gc.SecureServing.Listener)
 		}
+		if l := cfg.ExtraConfig.HTTP1Listener; guard != nil && l != nil {
+			cfg.ExtraConfig.HTTP1Listener = guard.Listener(l)
+		}
 		// A ticket authenticates a browser's event stream (it cannot send
 		// a bearer token); requests without one go on to the others.
 		cfg.ExtraConfig.streamTickets = ofrep.NewStreamTickets(clock.RealClock{})
@@ -243,6 +255,14 @@ func (c completedConfig) New() (_ *Server, err error) {
 		return nil, err
 	}
 	s := &Server{GenericAPIServer: genericServer}
+	if l := c.ExtraConfig.HTTP1Listener; l != nil {
+		if genericServer.SecureServingInfo == nil {
+			return nil, errors.New("flagpole apiserver: an HTTP/1.1 port needs secure serving")
+		}
+		if err := s.serveHTTP1(l); err != nil {
+			return nil, err
+		}
+	}
 	factory := c.ExtraConfig.Informers.Factory()
 	lc := c.ExtraConfig.Lifecycle
 	if lc.UsageFlushInterval <= 0 {

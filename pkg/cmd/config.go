@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"net"
+	"strconv"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -192,18 +193,23 @@ func (o CompletedOptions) config(etcd *genericoptions.EtcdOptions, pki *standalo
 	if err != nil {
 		return nil, err
 	}
+	http1, err := o.http1Listener(rec.SecureServing)
+	if err != nil {
+		return nil, err
+	}
 	return &flagpoleapiserver.Config{
 		GenericConfig: serverConfig,
 		ExtraConfig: flagpoleapiserver.ExtraConfig{
-			Informers:    informers,
-			EventStreams: o.EventStreams,
-			OFREPCORS:    cors,
-			Connections:  connguard.New(o.Connections, clock.RealClock{}),
-			ElectionEtcd: etcd.StorageConfig.Transport,
-			ElectionKey:  leaderelection.Key(etcd.StorageConfig.Prefix),
-			Lifecycle:    lifecycle,
-			Rollouts:     rollouts,
-			ServingCert:  servingCert,
+			Informers:     informers,
+			EventStreams:  o.EventStreams,
+			OFREPCORS:     cors,
+			Connections:   connguard.New(o.Connections, clock.RealClock{}),
+			HTTP1Listener: http1,
+			ElectionEtcd:  etcd.StorageConfig.Transport,
+			ElectionKey:   leaderelection.Key(etcd.StorageConfig.Prefix),
+			Lifecycle:     lifecycle,
+			Rollouts:      rollouts,
+			ServingCert:   servingCert,
 		},
 	}, nil
 }
@@ -232,4 +238,21 @@ func (o CompletedOptions) selfManagedServingCert(serverConfig *genericapiserver.
 	return &flagpoleapiserver.SelfManagedServingCert{
 		Content: content, Hosts: o.TLSSANs, Schedule: o.ServingCertSchedule, Kube: kube, Aggregator: agg,
 	}, nil
+}
+
+// http1Listener listens on --http1-secure-port at the secure port's
+// address; nil when the port is 0.
+func (o CompletedOptions) http1Listener(secure *genericoptions.SecureServingOptionsWithLoopback) (net.Listener, error) {
+	if o.HTTP1Listener != nil {
+		return o.HTTP1Listener, nil
+	}
+	if o.HTTP1Port == 0 {
+		return nil, nil
+	}
+	addr := net.JoinHostPort(secure.BindAddress.String(), strconv.Itoa(o.HTTP1Port))
+	l, _, err := genericoptions.CreateListener(secure.BindNetwork, addr, net.ListenConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("--http1-secure-port: %w", err)
+	}
+	return l, nil
 }

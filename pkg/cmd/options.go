@@ -16,6 +16,7 @@
 package cmd
 
 import (
+	"net"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -75,6 +76,13 @@ type Options struct {
 	EmbeddedEtcdMinFreeSpace resource.QuantityValue
 	// Connections bounds what one peer's connections may hold.
 	Connections connguard.Limits
+	// HTTP1Port, above 0, serves the API a second time on that port with
+	// HTTP/2 turned off, at --bind-address, for kube-apiserver's aggregator.
+	HTTP1Port int
+	// HTTP1Listener, when set, is used instead of listening on HTTP1Port
+	// (as SecureServingOptions.Listener is for --secure-port): tests pass
+	// one on a free port.
+	HTTP1Listener net.Listener
 	// ServingCertMode says where the serving certificate comes from
 	// (servingcert.Modes); ServingCertSecret ("<namespace>/<name>") and
 	// ServingCertSchedule are self-managed mode's Secret and lifetimes.
@@ -181,6 +189,10 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 		"Free space on embedded etcd's file system below which writes are refused (507) while reads and evaluations go on, "+
 			"so that etcd keeps room for its write-ahead log; a warning is logged below twice this. At least 80Mi.")
 	cs := fss.FlagSet("connections")
+	cs.IntVar(&o.HTTP1Port, "http1-secure-port", o.HTTP1Port,
+		"Also serve HTTPS on this port, with the --secure-port's certificate and HTTP/2 turned off (0: not at all). Point the APIService's Service here: "+
+			"kube-apiserver's aggregator cannot send a write again after an HTTP/2 GOAWAY, so during a rolling restart writes in flight on HTTP/2 fail with 503, "+
+			"while over HTTP/1.1 a replica that shuts down moves the aggregator's connections away without a failed request.")
 	cs.IntVar(&o.Connections.MaxConnectionsPerAddress, "max-connections-per-client-address", o.Connections.MaxConnectionsPerAddress,
 		"The most connections one client IP address may have open at once; more are closed as they are accepted. 0: no limit.")
 	cs.DurationVar(&o.Connections.FirstRequestTimeout, "first-request-timeout", o.Connections.FirstRequestTimeout,

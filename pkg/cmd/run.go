@@ -1,6 +1,9 @@
 package cmd
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Run serves until ctx is done, then drains in-flight requests and, in
 // embedded mode, stops etcd last.
@@ -21,5 +24,12 @@ func (o CompletedOptions) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	return prepared.RunWithContext(ctx)
+	if err := prepared.RunWithContext(ctx); err != nil {
+		return err
+	}
+	// The HTTP/1.1 port shuts down beside the main one, on the same signal
+	// and with the same timeout; its in-flight requests have drained with
+	// the others (they share the handler chain), so this wait is short.
+	server.WaitHTTP1Stopped(server.GenericAPIServer.ShutdownTimeout + 5*time.Second)
+	return nil
 }

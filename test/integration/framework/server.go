@@ -31,6 +31,9 @@ type Server struct {
 	AdminConfig *rest.Config
 	// Client is a generated clientset for AdminConfig.
 	Client clientset.Interface
+	// HTTP1Host is the HTTP/1.1-only port's https://host:port, when the
+	// server was started with one (StartServerWithHTTP1).
+	HTTP1Host string
 
 	cancel   context.CancelFunc
 	done     chan error
@@ -40,6 +43,18 @@ type Server struct {
 // StartServer runs Flagpole in standalone mode with its data in dataDir and
 // waits until /readyz passes. The server stops when the test ends.
 func StartServer(t testing.TB, dataDir string, extraArgs ...string) *Server {
+	t.Helper()
+	return start(t, dataDir, false, extraArgs)
+}
+
+// StartServerWithHTTP1 is StartServer with an HTTP/1.1-only port as well
+// (--http1-secure-port), on a free port.
+func StartServerWithHTTP1(t testing.TB, dataDir string, extraArgs ...string) *Server {
+	t.Helper()
+	return start(t, dataDir, true, extraArgs)
+}
+
+func start(t testing.TB, dataDir string, http1 bool, extraArgs []string) *Server {
 	t.Helper()
 	listener, port, err := genericoptions.CreateListener("tcp", "127.0.0.1:0", net.ListenConfig{})
 	if err != nil {
@@ -52,6 +67,15 @@ func StartServer(t testing.TB, dataDir string, extraArgs ...string) *Server {
 		t.Fatal(err)
 	}
 	o.RecommendedOptions.SecureServing.Listener = listener
+	var http1Host string
+	if http1 {
+		l, port, err := genericoptions.CreateListener("tcp", "127.0.0.1:0", net.ListenConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.HTTP1Listener = l
+		http1Host = "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	}
 	o.RecommendedOptions.SecureServing.BindAddress = netutils.ParseIPSloppy("127.0.0.1")
 	completed, err := o.Complete()
 	if err != nil {
@@ -62,7 +86,7 @@ func StartServer(t testing.TB, dataDir string, extraArgs ...string) *Server {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{DataDir: dataDir, cancel: cancel, done: make(chan error, 1)}
+	s := &Server{DataDir: dataDir, HTTP1Host: http1Host, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- completed.Run(ctx) }()
 	t.Cleanup(func() { s.Stop(t) })
 
