@@ -114,6 +114,9 @@ type Cluster struct {
 	KubeHost     string
 	FlagpolePort int
 	FlagpoleHost string
+	// AggregatorPort is the replica's --http1-secure-port, which the
+	// APIService names, as artifacts/deploy's does.
+	AggregatorPort int
 
 	CA         *standalone.PKI // cluster CA: kube-apiserver's serving cert, client certs
 	FrontProxy *standalone.PKI // front-proxy (request-header) CA
@@ -452,8 +455,12 @@ func (c *Cluster) StartFlagpole(ctx context.Context) error {
 			return err
 		}
 		c.FlagpoleHost = "https://127.0.0.1:" + strconv.Itoa(c.FlagpolePort)
+		if c.AggregatorPort, err = FreePort(); err != nil {
+			return err
+		}
 	}
-	args := append(c.FlagpoleArgs(c.FlagpolePort, c.Path("flagpole")), c.Config.FlagpoleArgs...)
+	args := append(c.FlagpoleArgs(c.FlagpolePort, c.Path("flagpole")), "--http1-secure-port", strconv.Itoa(c.AggregatorPort))
+	args = append(args, c.Config.FlagpoleArgs...)
 	p, err := c.StartProcess("flagpole-apiserver", c.FlagpoleBin, args...)
 	if err != nil {
 		return err
@@ -502,8 +509,9 @@ func (c *Cluster) WriteServingCert(ca *standalone.PKI) (*x509.Certificate, error
 	return certs[0], nil
 }
 
-// RegisterAPIService registers APIService with the Serving CA as caBundle
-// (no insecureSkipTLSVerify) and waits for Available=True.
+// RegisterAPIService registers APIService on AggregatorPort with the
+// Serving CA as caBundle (no insecureSkipTLSVerify) and waits for
+// Available=True.
 func (c *Cluster) RegisterAPIService(ctx context.Context) error {
 	ca, err := c.Serving.CAPEM()
 	if err != nil {
@@ -516,7 +524,7 @@ func (c *Cluster) RegisterAPIService(ctx context.Context) error {
 	_, err = agg.ApiregistrationV1().APIServices().Create(ctx, &apiregistrationv1.APIService{
 		ObjectMeta: metav1.ObjectMeta{Name: APIService},
 		Spec: apiregistrationv1.APIServiceSpec{
-			Service:              &apiregistrationv1.ServiceReference{Namespace: FlagpoleNamespace, Name: FlagpoleService, Port: ptr.To(int32(c.FlagpolePort))},
+			Service:              &apiregistrationv1.ServiceReference{Namespace: FlagpoleNamespace, Name: FlagpoleService, Port: ptr.To(int32(c.AggregatorPort))},
 			Group:                "flagpole.dev",
 			Version:              "v1beta1",
 			CABundle:             ca,

@@ -135,6 +135,9 @@ type replica struct {
 	name  string
 	extra []string
 	port  int
+	// http1 is its --http1-secure-port, behind the front as the
+	// APIService's Service port is.
+	http1 int
 	p     *process.Process
 }
 
@@ -144,9 +147,12 @@ func (r *replica) start(ctx context.Context) error {
 		if r.port, err = tcluster.FreePort(); err != nil {
 			return err
 		}
+		if r.http1, err = tcluster.FreePort(); err != nil {
+			return err
+		}
 	}
 	args := append(e2e.flagpoleArgs(r.port, e2e.Path(r.name), e2e.Path(r.name+"-audit.log")),
-		"--shutdown-delay-duration", replicaShutdownDelay.String())
+		"--shutdown-delay-duration", replicaShutdownDelay.String(), "--http1-secure-port", strconv.Itoa(r.http1))
 	args = append(args, r.extra...)
 	p, err := e2e.StartProcess(r.name, e2e.flagpoleBin, args...)
 	if err != nil {
@@ -210,7 +216,7 @@ func servePair(ctx context.Context, t *testing.T, agg aggregator.Interface, pref
 		}
 		t.Cleanup(r.stop)
 	}
-	f, err := newFront(r1.port, r2.port)
+	f, err := newFront(r1.http1, r2.http1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +227,8 @@ func servePair(ctx context.Context, t *testing.T, agg aggregator.Interface, pref
 	t.Cleanup(func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer ccancel()
-		if err := setAPIServicePort(cctx, agg, e2e.FlagpolePort); err != nil {
-			t.Errorf("cleanup: moving the APIService back to port %d: %v", e2e.FlagpolePort, err)
+		if err := setAPIServicePort(cctx, agg, e2e.AggregatorPort); err != nil {
+			t.Errorf("cleanup: moving the APIService back to port %d: %v", e2e.AggregatorPort, err)
 			return
 		}
 		if err := e2e.WaitAPIService(cctx, true, 90*time.Second); err != nil {

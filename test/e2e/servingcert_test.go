@@ -71,7 +71,7 @@ func TestSelfManagedServingCertificate(t *testing.T) {
 		// The harness's replica and CA back, then the RBAC and Secret gone.
 		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer ccancel()
-		if err := setAPIServicePort(cctx, agg, e2e.FlagpolePort); err != nil {
+		if err := setAPIServicePort(cctx, agg, e2e.AggregatorPort); err != nil {
 			t.Errorf("cleanup: APIService port: %v", err)
 		}
 		if err := setCABundle(cctx, agg, harnessCA); err != nil {
