@@ -39,6 +39,13 @@ func BenchmarkEvaluate(b *testing.B) {
 		f.Spec.Rules = []v1beta1.Rule{{Name: "plan", When: `context.plan == "enterprise"`, Variant: "on"}}
 		benchEvaluate(b, f, lookup(), `{"targetingKey":"user-1","plan":"enterprise"}`)
 	})
+	// A rule of another shape than context.<key> == "<literal>", which
+	// one-cel-rule is and CEL no longer runs (compare.go).
+	b.Run("one-numeric-cel-rule", func(b *testing.B) {
+		f := testFlag()
+		f.Spec.Rules = []v1beta1.Rule{{Name: "seats", When: `context.seats > 10`, Variant: "on"}}
+		benchEvaluate(b, f, lookup(), `{"targetingKey":"user-1","seats":12}`)
+	})
 	b.Run("segment-and-rollout", func(b *testing.B) {
 		f := testFlag()
 		f.Spec.Rules[1].When = ""
@@ -51,6 +58,14 @@ func BenchmarkEvaluate(b *testing.B) {
 			f.Spec.Rules = append(f.Spec.Rules, v1beta1.Rule{Name: fmt.Sprintf("r%d", i), When: fmt.Sprintf(`context.n == %d`, i), Variant: "on"})
 		}
 		benchEvaluate(b, f, lookup(), `{"targetingKey":"user-1","n":99}`)
+	})
+	b.Run("100-string-rules", func(b *testing.B) {
+		f := testFlag()
+		f.Spec.Rules = nil
+		for i := 0; i < 100; i++ {
+			f.Spec.Rules = append(f.Spec.Rules, v1beta1.Rule{Name: fmt.Sprintf("r%d", i), When: fmt.Sprintf(`context.plan == "tier-%d"`, i), Variant: "on"})
+		}
+		benchEvaluate(b, f, lookup(), `{"targetingKey":"user-1","plan":"tier-99"}`)
 	})
 }
 

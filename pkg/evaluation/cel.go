@@ -97,6 +97,8 @@ type Program struct {
 	// estimate of an expression that never costs more than cheapCost. The
 	// budget then need not read the actual cost, which costs an allocation.
 	flatCost uint64
+	// compare, when set, answers the predicate without CEL (compare.go).
+	compare *stringCompare
 }
 
 // cheapCost is the largest estimate charged as is, instead of reading the
@@ -185,6 +187,9 @@ func compileExpression(expr string, kind ExpressionKind, stored bool) (*Program,
 		loops: len(celast.MatchDescendants(celast.NavigateAST(ast.NativeRep()), celast.KindMatcher(celast.ComprehensionKind))) > 0}
 	if estErr == nil && !p.loops && est.Max <= cheapCost {
 		p.flatCost = max(est.Max, 1)
+		if kind == Predicate {
+			p.compare = stringCompareOf(ast.NativeRep().Expr())
+		}
 	}
 	return p, nil
 }
@@ -217,7 +222,10 @@ func (sizeEstimator) EstimateCallCost(string, string, *checker.AstNode, []checke
 
 // activation resolves the engine's variables for one evaluation.
 type activation struct {
-	context      any
+	context any
+	// attrs are context's attributes as Go values, for the predicates
+	// answered without CEL (compare.go); nil when unknown.
+	attrs        map[string]any
 	targetingKey string
 	flagKey      string
 	now          types.Timestamp
@@ -364,6 +372,18 @@ func (p *Program) eval(ctx context.Context, a *activation, budget *Budget) (any,
 	deadline, spent := budget.before(p.loops)
 	if spent != nil {
 		return nil, fmt.Errorf("%q: %w", p.expr, spent)
+	}
+	if p.compare != nil && a.attrs != nil {
+		if matched, ok, err := p.compare.eval(p.expr, a.attrs); ok {
+			// Charged as the CEL program would be: its flat cost.
+			if !budget.spend(p.flatCost) {
+				return nil, fmt.Errorf("%q: %w", p.expr, errBudgetSpent)
+			}
+			if err != nil {
+				return nil, err
+			}
+			return matched, nil
+		}
 	}
 	prog, err := p.plan()
 	if err != nil {

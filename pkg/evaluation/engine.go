@@ -243,12 +243,14 @@ func (c *Compiled) Evaluate(ctx context.Context, revision *v1beta1.Flag, overrid
 		explain(&res, req.Explain, v1beta1.DecisionDefault, nil)
 		return res
 	}
+	attrs := ec.attributes()
 	sc := &evalScope{
 		ctx:    ctx,
 		budget: req.Budget,
 		eval:   ec,
 		act: activation{
-			context:      types.DefaultTypeAdapter.NativeToValue(ec.attributes()),
+			context:      types.DefaultTypeAdapter.NativeToValue(attrs),
+			attrs:        attrs,
 			targetingKey: ec.TargetingKey,
 			flagKey:      c.key,
 			now:          types.Timestamp{Time: req.Now},
