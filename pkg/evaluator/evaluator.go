@@ -45,6 +45,13 @@ type Observer interface {
 	Deleted(f *v1beta1.Flag)
 }
 
+// Untimed is implemented by an Observer that ignores Evaluated's took.
+// When every observer does, an evaluation is not timed and took is 0:
+// reading the clock again costs as much as evaluating a flag without rules.
+type Untimed interface {
+	IgnoresDuration()
+}
+
 // FlagExister tells whether a flag exists.
 type FlagExister interface {
 	FlagExists(namespace, name string) bool
@@ -60,6 +67,8 @@ type Evaluator struct {
 	realClock bool
 	synced    []cache.InformerSynced
 	observers []Observer
+	// timed is whether an observer reads Evaluated's took.
+	timed bool
 	// index is what one flag's evaluation looks its flag and overrides up
 	// in (each evaluation needs only its own flag's overrides).
 	index *index
@@ -79,6 +88,11 @@ func New(factory informers.SharedInformerFactory, c clock.PassiveClock, observer
 		synced:    []cache.InformerSynced{flagInformer.Informer().HasSynced, segmentInformer.Informer().HasSynced, overrideInformer.Informer().HasSynced},
 		observers: observers,
 		index:     newIndex(),
+	}
+	for _, o := range observers {
+		if _, untimed := o.(Untimed); !untimed {
+			e.timed = true
+		}
 	}
 	flagIndexed, err := flagInformer.Informer().AddEventHandler(e.index.flagHandler())
 	if err != nil {
@@ -213,7 +227,10 @@ func (e *Evaluator) evaluate(ctx context.Context, f *v1beta1.Flag, c *evaluation
 	res := e.Compile(f).Evaluate(ctx, f, e.Overrides(f.Namespace, f.Name),
 		evaluation.Request{Context: c, ExpectedType: opts.ExpectedType, Now: now, Budget: budget, Explain: opts.Explain})
 	if len(e.observers) > 0 {
-		took := time.Since(start)
+		var took time.Duration
+		if e.timed {
+			took = time.Since(start)
+		}
 		for _, o := range e.observers {
 			o.Evaluated(ctx, f, res, start, took, e)
 		}

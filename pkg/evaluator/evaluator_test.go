@@ -180,3 +180,64 @@ func TestEvaluateAllAndFlagsNaming(t *testing.T) {
 		t.Errorf("deleted: %v (%v), want [a/a-plain]", rec.deletions(), err)
 	}
 }
+
+// durations remembers the took of every evaluation; untimedDurations also
+// declares that it ignores them.
+type durations struct {
+	mu   sync.Mutex
+	took []time.Duration
+}
+
+func (d *durations) Evaluated(_ context.Context, _ *v1beta1.Flag, _ v1beta1.FlagEvaluation, _ time.Time, took time.Duration, _ FlagExister) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.took = append(d.took, took)
+}
+func (*durations) NotFound(context.Context, string, string) {}
+func (*durations) Deleted(*v1beta1.Flag)                    {}
+
+type untimedDurations struct{ durations }
+
+func (*untimedDurations) IgnoresDuration() {}
+
+// An evaluation is timed when an observer reads the duration (the metrics
+// do), and not when every observer declares it ignores it (usage counting
+// and trace events in the Go provider): the clock read is skipped.
+func TestEvaluationTimedOnlyForObserversThatReadIt(t *testing.T) {
+	ctx := &evaluation.Context{TargetingKey: "u1", HasTargetingKey: true, Attributes: map[string]any{}}
+	timed, untimed := &durations{}, &untimedDurations{}
+	for _, tc := range []struct {
+		name      string
+		observers []Observer
+		want      *durations
+		wantTimed bool
+	}{
+		{"an observer reads durations", []Observer{timed, &untimedDurations{}}, timed, true},
+		{"every observer ignores them", []Observer{untimed}, &untimed.durations, false},
+	} {
+		e, _ := start(t, time.Now(), tc.observers, boolFlag("a", "f"))
+		for range 20 {
+			if _, found := e.Evaluate(t.Context(), "a", "f", ctx, Options{}); !found {
+				t.Fatal("flag not found")
+			}
+		}
+		tc.want.mu.Lock()
+		var positive int
+		for _, d := range tc.want.took {
+			if d > 0 {
+				positive++
+			}
+		}
+		n := len(tc.want.took)
+		tc.want.mu.Unlock()
+		if n != 20 {
+			t.Fatalf("%s: %d evaluations observed, want 20", tc.name, n)
+		}
+		if tc.wantTimed && positive == 0 {
+			t.Errorf("%s: no evaluation was timed", tc.name)
+		}
+		if !tc.wantTimed && positive != 0 {
+			t.Errorf("%s: %d evaluations were timed", tc.name, positive)
+		}
+	}
+}

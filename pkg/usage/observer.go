@@ -18,6 +18,9 @@ func (o observer) Evaluated(_ context.Context, f *v1beta1.Flag, res v1beta1.Flag
 	o.c.Evaluated(f, &res, at)
 }
 
+// IgnoresDuration: counting needs no duration (evaluator.Untimed).
+func (observer) IgnoresDuration() {}
+
 // NotFound counts nothing: there is no flag to count for.
 func (observer) NotFound(context.Context, string, string) {}
 

@@ -22,6 +22,9 @@ func TraceEvents() evaluator.Observer { return traceEvents{} }
 
 type traceEvents struct{}
 
+// IgnoresDuration: the event needs no duration (evaluator.Untimed).
+func (traceEvents) IgnoresDuration() {}
+
 func (traceEvents) Evaluated(ctx context.Context, f *v1beta1.Flag, res v1beta1.FlagEvaluation, _ time.Time, _ time.Duration, _ evaluator.FlagExister) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
