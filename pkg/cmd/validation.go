@@ -68,7 +68,7 @@ func (o CompletedOptions) Validate() error {
 	if port := o.RecommendedOptions.SecureServing.BindPort; port <= 0 {
 		errs = append(errs, fmt.Errorf("--secure-port %d: Flagpole serves only HTTPS and needs a port above 0", port))
 	}
-	if port := o.HTTP1Port; port < 0 || port > 65535 {
+	if port := o.HTTP1Port; port != 0 && len(validation.IsValidPortNum(port)) > 0 {
 		errs = append(errs, fmt.Errorf("--http1-secure-port %d: a port from 1 to 65535, or 0 for none", port))
 	} else if port != 0 && port == o.RecommendedOptions.SecureServing.BindPort {
 		errs = append(errs, fmt.Errorf("--http1-secure-port %d: the same as --secure-port; give it a port of its own", port))

@@ -340,6 +340,12 @@ var errAbsentKey = errors.New("absent key")
 // TestAbsentKeyDetection pins the message to the CEL version in go.mod.
 const absentKeyPrefix = "no such key: "
 
+// absentKeyError is the error of expr reading a key the context lacks;
+// celMessage is CEL's ("no such key: plan").
+func absentKeyError(expr, celMessage string) error {
+	return fmt.Errorf("%q: %w: %s", expr, errAbsentKey, celMessage)
+}
+
 func isAbsentKey(err *types.Err) bool {
 	return strings.HasPrefix(err.Error(), absentKeyPrefix)
 }
@@ -414,7 +420,7 @@ func (p *Program) eval(ctx context.Context, a *activation, budget *Budget) (any,
 	if err != nil {
 		var celErr *types.Err
 		if errors.As(err, &celErr) && isAbsentKey(celErr) {
-			return nil, fmt.Errorf("%q: %w: %v", p.expr, errAbsentKey, err)
+			return nil, absentKeyError(p.expr, err.Error())
 		}
 		return nil, fmt.Errorf("%q: %w", p.expr, err)
 	}

@@ -1,8 +1,6 @@
 package evaluation
 
 import (
-	"fmt"
-
 	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/operators"
 	"github.com/google/cel-go/common/types"
@@ -72,7 +70,7 @@ func stringCompareOf(e celast.Expr) *stringCompare {
 func (c *stringCompare) eval(expr string, attrs map[string]any) (matched bool, ok bool, err error) {
 	v, present := attrs[c.key]
 	if !present {
-		return false, true, fmt.Errorf("%q: %w: %s%s", expr, errAbsentKey, absentKeyPrefix, c.key)
+		return false, true, absentKeyError(expr, absentKeyPrefix+c.key)
 	}
 	switch v := v.(type) {
 	case string:
