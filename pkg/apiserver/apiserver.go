@@ -109,6 +109,10 @@ type ExtraConfig struct {
 	// streamTickets authenticate browsers' OFREP event streams; Complete
 	// makes them and puts them ahead of the other authenticators.
 	streamTickets *ofrep.StreamTickets
+	// directEvaluate answers common flags/evaluate requests without the
+	// generic create handler, inside the filter chain; New gives it the
+	// evaluator.
+	directEvaluate *evaluations.DirectEvaluate
 
 	// ElectionEtcd reaches the etcd the server stores in. When it names
 	// servers, the in-server controllers run only while this replica holds
@@ -218,8 +222,10 @@ func (cfg *Config) Complete() CompletedConfig {
 		buildChain := gc.BuildHandlerChainFunc
 		guard := cfg.ExtraConfig.Connections
 		cors := cfg.ExtraConfig.OFREPCORS
+		direct := &evaluations.DirectEvaluate{}
+		cfg.ExtraConfig.directEvaluate = direct
 		gc.BuildHandlerChainFunc = func(h http.Handler, c *genericapiserver.Config) http.Handler {
-			inner := withHealthDetail(withPatchDepthLimit(h, c.MaxRequestBodyBytes), c.Authorization.Authorizer)
+			inner := withHealthDetail(withPatchDepthLimit(direct.Wrap(h), c.MaxRequestBodyBytes), c.Authorization.Authorizer)
 			// OFREP's CORS goes outside the filter chain: a preflight has no
 			// credentials to authenticate, and its headers belong on the
 			// chain's refusals (401, 429) too.
@@ -328,6 +334,9 @@ func (c completedConfig) New() (_ *Server, err error) {
 	stores, err := c.v1beta1Storage(source, view, counter, usageSource, lc, flagEvents.Recorder())
 	if err != nil {
 		return nil, err
+	}
+	if d := c.ExtraConfig.directEvaluate; d != nil {
+		d.Serve(evaluations.NewEvaluateREST(source), c.GenericConfig.AdmissionControl, Scheme, Codecs, c.GenericConfig.EquivalentResourceRegistry, c.GenericConfig.MaxRequestBodyBytes)
 	}
 
 	newServingCertController := c.servingCertController()

@@ -62,7 +62,7 @@ type peer struct {
 	etcd   *process.Process
 }
 
-func startPeer(ctx context.Context, e *env, binDir string) (*peer, error) {
+func startPeer(ctx context.Context, e *env, binDir string, extra ...string) (*peer, error) {
 	etcdURL, err := e.StartEtcd(ctx, "etcd")
 	if err != nil {
 		return nil, err
@@ -98,7 +98,7 @@ func startPeer(ctx context.Context, e *env, binDir string) (*peer, error) {
 		return nil, err
 	}
 	certDir := e.Path("kube", "certs")
-	server, err := e.StartProcess("kube-apiserver", filepath.Join(binDir, "kube-apiserver"),
+	server, err := e.StartProcess("kube-apiserver", filepath.Join(binDir, "kube-apiserver"), append([]string{
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1",
 		"--advertise-address", "127.0.0.1",
@@ -112,7 +112,7 @@ func startPeer(ctx context.Context, e *env, binDir string) (*peer, error) {
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", saKeyFile,
 		"--service-account-signing-key-file", saKeyFile,
-	)
+	}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +137,27 @@ func startPeer(ctx context.Context, e *env, binDir string) (*peer, error) {
 	return p, nil
 }
 
+// auditPolicy records every request at Metadata level: what an operator
+// who keeps an audit trail typically runs, the same for both servers.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+`
+
+// auditFlags writes the audit policy and returns, per server name, the flags
+// that make it log to a file of its own in the run's directory.
+func auditFlags(e *env) (func(name string) []string, error) {
+	policy := e.Path("audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+		return nil, err
+	}
+	return func(name string) []string {
+		return []string{"--audit-policy-file", policy, "--audit-log-path", e.Path("logs", name+"-audit.log")}
+	}, nil
+}
+
 // flagpole is the standalone server under test.
 type flagpole struct {
 	url      string
@@ -146,10 +167,6 @@ type flagpole struct {
 	server   *process.Process
 	version  string
 	dataDir  string
-}
-
-func startFlagpole(ctx context.Context, e *env, bin string) (*flagpole, error) {
-	return startFlagpoleAs(ctx, e, bin, "flagpole-apiserver", e.Path("flagpole"))
 }
 
 // startFlagpoleAs starts a standalone Flagpole process named name on

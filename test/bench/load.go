@@ -27,6 +27,10 @@ type target struct {
 	keyed  bool             // the body carries a fresh targetingKey per request
 	body   []byte           // the fixed body when !keyed
 	server *process.Process // whose CPU time is measured alongside
+	// goal is the target throughput as a multiple of SelfSubjectReview's
+	// (0: none); cpuGoal the target server CPU per request (0: none).
+	goal    float64
+	cpuGoal time.Duration
 }
 
 // seq numbers requests across all workers, so every evaluation sees a

@@ -25,6 +25,17 @@ import (
 
 func do(t *testing.T, cfg *rest.Config, method, path, contentType string, body []byte, header ...string) (int, []byte) {
 	t.Helper()
+	if contentType != "" {
+		header = append([]string{"Content-Type", contentType}, header...)
+	}
+	resp, out := doRequest(t, cfg, method, path, body, header...)
+	return resp.StatusCode, out
+}
+
+// doRequest sends one request with the given headers (name, value, ...)
+// and returns the response, its body read.
+func doRequest(t *testing.T, cfg *rest.Config, method, path string, body []byte, header ...string) (*http.Response, []byte) {
+	t.Helper()
 	client, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -32,9 +43,6 @@ func do(t *testing.T, cfg *rest.Config, method, path, contentType string, body [
 	req, err := http.NewRequest(method, cfg.Host+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
@@ -45,7 +53,7 @@ func do(t *testing.T, cfg *rest.Config, method, path, contentType string, body [
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
+	return resp, out
 }
 
 func TestFieldSelectors(t *testing.T) {
