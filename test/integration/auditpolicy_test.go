@@ -2,9 +2,7 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,16 +47,8 @@ func TestShippedAuditPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b, err := os.ReadFile(auditLog)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var writes []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var ev auditv1.Event
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
-		}
+	for _, ev := range auditEvents(t, auditLog) {
 		if ev.ObjectRef == nil || ev.ObjectRef.APIGroup != "flagpole.dev" || ev.ObjectRef.Namespace != ns || ev.User.Username == "system:apiserver" {
 			continue // the server's own controllers' status updates, recorded too
 		}

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -138,16 +137,8 @@ func TestDirectEvaluateAnswersAsTheGenericHandler(t *testing.T) {
 // request to path, the direct one and then the generic one.
 func evaluateEvents(t *testing.T, auditLog, path string) []auditv1.Event {
 	t.Helper()
-	b, err := os.ReadFile(auditLog)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []auditv1.Event
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var ev auditv1.Event
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
-		}
+	for _, ev := range auditEvents(t, auditLog) {
 		if ev.Stage == auditv1.StageResponseComplete && strings.TrimSuffix(ev.RequestURI, "?fieldValidation=Warn") == path &&
 			ev.RequestObject != nil && strings.Contains(string(ev.RequestObject.Raw), `"u1"`) && len(out) < 2 {
 			out = append(out, ev)

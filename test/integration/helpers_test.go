@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
@@ -141,4 +144,22 @@ func scrape(t *testing.T, cfg *rest.Config) string {
 		t.Fatalf("/metrics: %s %v", resp.Status, err)
 	}
 	return string(b)
+}
+
+// auditEvents reads every event of a JSON audit log (--audit-log-path).
+func auditEvents(t *testing.T, path string) []auditv1.Event {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []auditv1.Event
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var ev auditv1.Event
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		out = append(out, ev)
+	}
+	return out
 }

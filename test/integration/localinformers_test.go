@@ -2,17 +2,14 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole/v1beta1"
 )
@@ -57,16 +54,8 @@ func TestInformersReadStoresInProcess(t *testing.T) {
 	}
 
 	// The audit log has every request that reached the handlers.
-	b, err := os.ReadFile(auditLog)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sawCreate := false
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var ev auditv1.Event
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
-		}
+	for _, ev := range auditEvents(t, auditLog) {
 		if ev.ObjectRef == nil || ev.ObjectRef.APIGroup != "flagpole.dev" {
 			continue
 		}
