@@ -36,7 +36,19 @@ if [[ "${got}" != "kubectl flagpole version ${version}" ]]; then
 fi
 kubectl="${ROOT}/_output/tools/bin/kubectl"
 if [[ -x "${kubectl}" ]]; then
-    PATH="${krew_root}/bin:${PATH}" "${kubectl}" plugin list 2>/dev/null | grep -q "${krew_root}/bin/kubectl-flagpole"
-    PATH="${krew_root}/bin:${PATH}" "${kubectl}" flagpole --help | grep -q "kubectl flagpole manages the feature flags"
+    # Read whole, then searched: grep -q stops at the first match, and
+    # under pipefail the writer's SIGPIPE (exit 141) would fail the check.
+    plugins="$(PATH="${krew_root}/bin:${PATH}" "${kubectl}" plugin list 2>/dev/null)"
+    if ! grep -q "${krew_root}/bin/kubectl-flagpole" <<<"${plugins}"; then
+        echo "kubectl plugin list does not list ${krew_root}/bin/kubectl-flagpole:" >&2
+        echo "${plugins}" >&2
+        exit 1
+    fi
+    help="$(PATH="${krew_root}/bin:${PATH}" "${kubectl}" flagpole --help)"
+    if ! grep -q "kubectl flagpole manages the feature flags" <<<"${help}"; then
+        echo "kubectl flagpole --help does not describe the plugin:" >&2
+        echo "${help}" >&2
+        exit 1
+    fi
 fi
 echo "krew ${KREW_VERSION} installed kubectl-flagpole ${version} from ${archive##*/}"

@@ -124,6 +124,7 @@ type memFigure struct {
 	objects               string
 	rssBefore, rssAfter   int64 // bytes
 	heapBefore, heapAfter int64 // bytes; -1 unknown
+	liveBefore, liveAfter int64 // bytes; -1 unknown
 	heapErr               string
 }
 
@@ -344,15 +345,15 @@ func measureMemory(ctx context.Context, cfg config, run *crdRun, crd, dir *apiPa
 		proc *process.Process
 	}
 	sides := []side{{&kubeMem, crd, admin, crd.server}, {&fpMem, dir, direct, dir.server}}
-	read := func(s side, rss, heap *int64) []byte {
+	read := func(s side, rss, heap, live *int64) []byte {
 		*rss = -1
 		if kib, err := rssKiB(s.proc); err == nil {
 			*rss = int64(kib) * 1024
 		}
-		prof, inuse, err := heapInUse(ctx, s.cfg)
-		*heap = inuse
+		prof, inuse, alloc, err := heapInUse(ctx, s.cfg)
+		*heap, *live = inuse, alloc
 		if err != nil {
-			*heap = -1
+			*heap, *live = -1, -1
 			s.m.heapErr = err.Error()
 		}
 		return prof
@@ -361,8 +362,8 @@ func measureMemory(ctx context.Context, cfg config, run *crdRun, crd, dir *apiPa
 		if _, err := settledRevision(ctx, s.p.etcdURL, time.Second, 15*time.Second); err != nil {
 			return err
 		}
-		read(s, &s.m.rssBefore, &s.m.heapBefore)
-		logf("memory: %s before: RSS %s, heap in use %s", s.m.server, mib(s.m.rssBefore), mib(s.m.heapBefore))
+		read(s, &s.m.rssBefore, &s.m.heapBefore, &s.m.liveBefore)
+		logf("memory: %s before: RSS %s, heap in use %s, live heap %s", s.m.server, mib(s.m.rssBefore), mib(s.m.heapBefore), mib(s.m.liveBefore))
 	}
 	for _, s := range sides {
 		logf("memory: creating %d objects through %s", cfg.listObjects, s.p.name)
@@ -392,9 +393,10 @@ func measureMemory(ctx context.Context, cfg config, run *crdRun, crd, dir *apiPa
 		if _, err := settledRevision(ctx, s.p.etcdURL, 2*time.Second, 60*time.Second); err != nil {
 			return err
 		}
-		prof := read(s, &s.m.rssAfter, &s.m.heapAfter)
-		logf("memory: %s after %s: RSS %s (%s), heap in use %s (%s)", s.m.server, s.m.objects,
-			mib(s.m.rssAfter), mibDelta(growth(s.m.rssBefore, s.m.rssAfter)), mib(s.m.heapAfter), mibDelta(growth(s.m.heapBefore, s.m.heapAfter)))
+		prof := read(s, &s.m.rssAfter, &s.m.heapAfter, &s.m.liveAfter)
+		logf("memory: %s after %s: RSS %s (%s), heap in use %s (%s), live heap %s (%s)", s.m.server, s.m.objects,
+			mib(s.m.rssAfter), mibDelta(growth(s.m.rssBefore, s.m.rssAfter)), mib(s.m.heapAfter), mibDelta(growth(s.m.heapBefore, s.m.heapAfter)),
+			mib(s.m.liveAfter), mibDelta(growth(s.m.liveBefore, s.m.liveAfter)))
 		if i == 1 && prof != nil {
 			if err := saveHeap(ctx, cfg, run, prof); err != nil {
 				return err

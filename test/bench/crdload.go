@@ -390,23 +390,35 @@ func fanout(ctx context.Context, p *apiPath, ns string, watchers, writes int, ti
 }
 
 // heapInUse forces a garbage collection in the server behind cfg (through
-// its heap profile, which it returns) and reads go_memstats_heap_inuse_bytes
-// from its /metrics right after.
-func heapInUse(ctx context.Context, cfg *rest.Config) (profile []byte, inuse int64, err error) {
+// its heap profile, which it returns) and reads, from its /metrics right
+// after, the heap in use (go_memstats_heap_inuse_bytes: every span holding a
+// live object, whole) and the live heap (go_memstats_alloc_bytes: the live
+// objects' bytes, exact after the collection). What lies between is
+// fragmentation: free slots in spans a live object keeps.
+func heapInUse(ctx context.Context, cfg *rest.Config) (profile []byte, inuse, live int64, err error) {
 	if profile, err = debugGet(ctx, cfg, "/debug/pprof/heap?gc=1"); err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	metrics, err := debugGet(ctx, cfg, "/metrics")
 	if err != nil {
-		return profile, 0, err
+		return profile, 0, 0, err
 	}
+	inuse, live = -1, -1
 	for _, line := range strings.Split(string(metrics), "\n") {
-		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return profile, int64(f), err
+		for name, v := range map[string]*int64{"go_memstats_heap_inuse_bytes ": &inuse, "go_memstats_alloc_bytes ": &live} {
+			if value, ok := strings.CutPrefix(line, name); ok {
+				f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+				if err != nil {
+					return profile, 0, 0, err
+				}
+				*v = int64(f)
+			}
 		}
 	}
-	return profile, 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in /metrics")
+	if inuse < 0 || live < 0 {
+		return profile, 0, 0, fmt.Errorf("no go_memstats_heap_inuse_bytes or go_memstats_alloc_bytes in /metrics")
+	}
+	return profile, inuse, live, nil
 }
 
 // debugGet GETs one of a server's non-resource paths (/metrics,

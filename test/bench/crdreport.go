@@ -138,13 +138,14 @@ func (r *crdRun) markdown(cfg config) string {
 	}
 
 	fmt.Fprintf(&b, "\n**Memory** on the fresh cluster, before the rounds: kube-apiserver's growth for %d CRs against Flagpole's for %d flags created direct (each server stores only its own). "+
-		"RSS is VmRSS from /proc/<pid>/status once the writes settled; heap in use is go_memstats_heap_inuse_bytes from /metrics right after a forced GC (GET /debug/pprof/heap?gc=1), the steadier figure.\n\n", cfg.listObjects, cfg.listObjects)
-	b.WriteString("| Server | Objects | RSS before | RSS after | RSS growth | × kube-apiserver's | Heap before | Heap after | Heap growth | × kube-apiserver's |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	kubeRSS, kubeHeap := growth(r.mem[0].rssBefore, r.mem[0].rssAfter), growth(r.mem[0].heapBefore, r.mem[0].heapAfter)
+		"RSS is VmRSS from /proc/<pid>/status once the writes settled; heap in use is go_memstats_heap_inuse_bytes from /metrics right after a forced GC (GET /debug/pprof/heap?gc=1), the steadier figure; live is go_memstats_alloc_bytes at the same moment, the live objects' bytes: heap in use less live heap is fragmentation.\n\n", cfg.listObjects, cfg.listObjects)
+	b.WriteString("| Server | Objects | RSS before | RSS after | RSS growth | × kube-apiserver's | Heap before | Heap after | Heap growth | × kube-apiserver's | Live heap growth | × kube-apiserver's |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	kubeRSS, kubeHeap, kubeLive := growth(r.mem[0].rssBefore, r.mem[0].rssAfter), growth(r.mem[0].heapBefore, r.mem[0].heapAfter), growth(r.mem[0].liveBefore, r.mem[0].liveAfter)
 	for _, m := range r.mem {
-		rss, heap := growth(m.rssBefore, m.rssAfter), growth(m.heapBefore, m.heapAfter)
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.server, m.objects,
-			mib(m.rssBefore), mib(m.rssAfter), mibDelta(rss), share(rss, kubeRSS), mib(m.heapBefore), mib(m.heapAfter), mibDelta(heap), share(heap, kubeHeap))
+		rss, heap, live := growth(m.rssBefore, m.rssAfter), growth(m.heapBefore, m.heapAfter), growth(m.liveBefore, m.liveAfter)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.server, m.objects,
+			mib(m.rssBefore), mib(m.rssAfter), mibDelta(rss), share(rss, kubeRSS), mib(m.heapBefore), mib(m.heapAfter), mibDelta(heap), share(heap, kubeHeap),
+			mibDelta(live), share(live, kubeLive))
 	}
 	for _, m := range r.mem {
 		if m.heapErr != "" {
