@@ -41,7 +41,7 @@ func newEnv(cfg config) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &env{tcluster.New(tcluster.Config{Dir: dir, BinDir: cfg.toolsBin, FlagpoleBin: cfg.flagpoleBin, RepoRoot: root})}, nil
+	return &env{tcluster.New(tcluster.Config{Dir: dir, BinDir: cfg.toolsBin, FlagpoleBin: cfg.flagpoleBin, RepoRoot: root, FlagpoleArgs: cfg.flagpoleArgs})}, nil
 }
 
 // close stops the processes in reverse start order and removes the directory.

@@ -67,6 +67,9 @@ type config struct {
 	// (Flagpole direct then does a TokenReview, cached).
 	sharedEtcd bool
 	bearer     bool
+	// flagpoleArgs are added to the command line of the crd bench's
+	// Flagpole (test/cluster), to compare a server flag's settings.
+	flagpoleArgs []string
 	// audit runs the evaluation bench's kube-apiserver and Flagpole with an
 	// audit log of every request at Metadata level, as a production server
 	// keeps one.
@@ -103,6 +106,10 @@ func main() {
 	flag.BoolVar(&cfg.crdAllKinds, "crd-all-kinds", true, "crd: measure the other two CRDs in the same run as well")
 	flag.BoolVar(&cfg.sharedEtcd, "shared-etcd", false, "crd: Flagpole stores in kube-apiserver's etcd (prefix /flagpole) instead of an etcd of its own")
 	flag.BoolVar(&cfg.bearer, "bearer", false, "crd: clients authenticate with a ServiceAccount token (cluster-admin) instead of client certificates; Flagpole direct then reviews the token with kube-apiserver")
+	flag.Func("flagpole-arg", "crd: one more command-line argument for Flagpole (repeat it for more), e.g. -flagpole-arg=--feature-gates=ListFromCacheSnapshot=false", func(v string) error {
+		cfg.flagpoleArgs = append(cfg.flagpoleArgs, v)
+		return nil
+	})
 	flag.BoolVar(&cfg.audit, "audit", true, "evaluation: both servers write an audit log of every request (level Metadata, to a file, the log backend's default blocking mode)")
 	flag.IntVar(&cfg.usageRounds, "usage-rounds", 3, "usage: rounds of a counting-off and a counting-on server, the order alternating")
 	flag.IntVar(&cfg.usageFlags, "usage-flags", 5000, "usage: flags counted for the memory and writes figures")

@@ -225,7 +225,31 @@ func testInstall(t *testing.T) {
 	if _, err := kubectl(ctx, "get", "flags", "-A"); err != nil {
 		t.Fatal(err)
 	}
+
+	// Each replica gives the Go runtime 90% of its container's memory
+	// limit (1Gi in the deployment) as its soft limit, read from the
+	// cgroup the container runtime made (pkg/memlimit).
+	logs, err := kubectl(ctx, "logs", "-n", flagpoleNS, "-l", "app.kubernetes.io/name=flagpole-apiserver", "--tail=-1", "--prefix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs, `"Memory limit set from the container's"`); n != 2 ||
+		strings.Count(logs, "containerLimit=1073741824 goMemLimit=966367641") != 2 {
+		t.Errorf("%d replicas logged a memory limit from the container's; want both, with containerLimit=1073741824 goMemLimit=966367641:\n%s",
+			n, grepLines(logs, "emory limit"))
+	}
 	setupApplicationNamespace(ctx, t)
+}
+
+// grepLines keeps the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // setupApplicationNamespace: the namespace of the application and the
