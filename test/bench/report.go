@@ -107,6 +107,14 @@ func latencyCheck(got, limit time.Duration) string {
 	return fmt.Sprintf("**missed** by %s (%.2f× the limit)", ms(got-limit), float64(got)/float64(limit))
 }
 
+// cpuCheck says whether a CPU time per request is within its limit.
+func cpuCheck(got, limit time.Duration) string {
+	if got <= limit {
+		return fmt.Sprintf("met (%.0f%% under)", (1-float64(got)/float64(limit))*100)
+	}
+	return fmt.Sprintf("**missed** by %.0f µs (%.2f× the limit)", us(got-limit), float64(got)/float64(limit))
+}
+
 func (r *report) markdown() string {
 	var b strings.Builder
 	cfg := r.cfg
@@ -152,7 +160,7 @@ func (r *report) markdown() string {
 		}
 		if t.cpuGoal > 0 {
 			got := pooled(r.closed[t]).cpuPerRequest()
-			fmt.Fprintf(&b, "| %s server CPU per request ≤ %.0f µs | %.0f µs | %s |\n", t.name, us(t.cpuGoal), us(got), latencyCheck(got, t.cpuGoal))
+			fmt.Fprintf(&b, "| %s server CPU per request ≤ %.0f µs | %.0f µs | %s |\n", t.name, us(t.cpuGoal), us(got), cpuCheck(got, t.cpuGoal))
 		}
 	}
 	ofrepP99 := percentile(r.fixed[r.fixedPaths[1]].lat, 0.99)
