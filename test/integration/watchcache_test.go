@@ -34,10 +34,15 @@ func TestFlagRevisionsAreServedFromEtcd(t *testing.T) {
 	}
 	w.Stop()
 
+	// The metrics are the process's: every server this test binary runs
+	// adds to them, and none may have a cache of revisions.
 	const series = `apiserver_watch_cache_initialization_duration_seconds_count{group="flagpole.dev",resource="%s"}`
-	for resource, want := range map[string]float64{"flags": 1, "segments": 1, "flagoverrides": 1, "flagrevisions": 0} {
-		if got := metricValue(t, s, fmt.Sprintf(series, resource)); got != want {
-			t.Errorf("watch caches initialised for %s: %v, want %v", resource, got, want)
+	for _, resource := range []string{"flags", "segments", "flagoverrides"} {
+		if got := metricValue(t, s, fmt.Sprintf(series, resource)); got < 1 {
+			t.Errorf("watch caches initialised for %s: %v, want at least this server's", resource, got)
 		}
+	}
+	if got := metricValue(t, s, fmt.Sprintf(series, "flagrevisions")); got != 0 {
+		t.Errorf("watch caches initialised for flagrevisions: %v, want none", got)
 	}
 }
