@@ -16,8 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/endpoints/metrics"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/metrics/legacyregistry"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/flagpole-dev/flagpole/pkg/apis/flagpole"
@@ -174,9 +176,18 @@ func TestDirectEvaluateAnswersOrPassesOn(t *testing.T) {
 		t.Errorf("validating admission saw %q", rec.validated)
 	}
 
-	// The answer is an EvaluationResult in the version asked for.
+	// The answer is an EvaluationResult in the version asked for, counted
+	// under the labels go-restful's route for flags/evaluate records.
+	metrics.Register()
+	const series = "apiserver_request_total"
+	labels := map[string]string{"code": "201", "component": "apiserver", "dry_run": "", "group": "flagpole.dev", "resource": "flags",
+		"scope": "resource", "subresource": "evaluate", "verb": "POST", "version": "v1beta1"}
+	before := counterValue(t, series, labels)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, evaluateRequest(evaluatePath, "application/json", "", `{"context":{"targetingKey":"u1"}}`))
+	if after := counterValue(t, series, labels); after != before+1 {
+		t.Errorf("%s%v: %v → %v, want one more", series, labels, before, after)
+	}
 	var res v1beta1.EvaluationResult
 	if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil {
 		t.Fatal(err)
@@ -185,4 +196,31 @@ func TestDirectEvaluateAnswersOrPassesOn(t *testing.T) {
 		res.Key != "dark-mode" || res.Variant != "off" || res.Reason != "STATIC" {
 		t.Errorf("answer %s %s", w.Header().Get("Content-Type"), w.Body)
 	}
+}
+
+// counterValue reads one series of a counter from the process's registry.
+func counterValue(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; !ok || v != l.GetValue() {
+					continue series
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
