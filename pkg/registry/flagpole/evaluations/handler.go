@@ -32,20 +32,19 @@ var (
 
 // DirectEvaluate answers the common flags/evaluate request — an
 // EvaluationRequest with no query parameters, asking for a plain media type
-// back (JSON, YAML, protobuf) — inside
-// the handler chain (after authentication, audit, flow control and
-// authorization) but without the generic create handler: no go-restful
-// dispatch, no versioning decoder, no goroutine per request. Everything
-// else about the request is the generic handler's: the same strict JSON
-// decoding, defaulting and conversion, audit of the request and response
-// objects, mutating and validating admission, EvaluateREST.Create, the
-// negotiated response writer and the apiserver_request_* metrics under the
-// same labels. Any request it does not answer exactly as the generic
-// handler would — an unsupported content type, a query (dryRun,
-// fieldValidation, pretty), media type parameters in Accept, an unknown or
-// duplicate field, another apiVersion or kind, a body over the limit, one
-// that does not decode — goes to the generic
-// handler with its body intact, so only the answer's cost differs.
+// back (JSON, YAML, protobuf) — inside the handler chain (after
+// authentication, audit, flow control and authorization) but without the
+// generic create handler: no go-restful dispatch, no versioning decoder, no
+// goroutine per request. Everything else about the request is the generic
+// handler's: the same strict decoding, defaulting and conversion, audit of
+// the request and response objects, mutating and validating admission,
+// EvaluateREST.Create, the negotiated response writer and the
+// apiserver_request_* metrics under the same labels. Any request it would
+// not answer exactly as the generic handler does — an unsupported content
+// type, a query (dryRun, fieldValidation, pretty), media type parameters in
+// Accept, an unknown or duplicate field, another apiVersion or kind, a body
+// over the limit, one that does not decode — goes to the generic handler
+// with its body intact, so only the answer's cost differs.
 type DirectEvaluate struct {
 	target atomic.Pointer[directTarget]
 }
@@ -57,7 +56,6 @@ type directTarget struct {
 	codecs  runtime.NegotiatedSerializer
 	objects admission.ObjectInterfaces
 	maxBody int64
-	record  http.HandlerFunc
 }
 
 // Serve starts answering with r: until it is called, every request goes to
