@@ -2,7 +2,8 @@
 # The project's benchmark command:
 #   hack/bench.sh [all|evaluation|crd|usage] [bench flags...]
 # evaluation: Flagpole's evaluation paths (OFREP with a bearer token,
-# flags/evaluate with a client certificate) against kube-apiserver v1.37.2's
+# flags/evaluate with a client certificate and with a bearer token; both
+# servers keeping an audit log) against kube-apiserver v1.37.2's
 # SelfSubjectReview.
 # crd: CRDs on kube-apiserver (the OpenFeature Operator's FeatureFlag, the
 # ratios' peer by default; a Flag CRD with Flagpole's schema; a minimal one)
@@ -11,7 +12,8 @@
 # kube-apiserver's etcd, -bearer makes every client use a ServiceAccount
 # token: creates,
 # gets, updates, LIST of 10,000 (JSON, protobuf), watch fan-out, memory growth
-# for 10,000 objects, etcd writes per create.
+# for 10,000 objects, etcd writes per create; with -bearer, evaluation with
+# the token too (flags/evaluate and OFREP direct against SelfSubjectReview).
 # usage: what counting usage costs: OFREP throughput with counting on against
 # off, the heap a flag's counts take, etcd writes per flush interval under
 # no, light and full load.

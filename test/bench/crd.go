@@ -58,13 +58,16 @@ type crdRun struct {
 	mem               []memFigure // kube-apiserver's, then Flagpole's
 	heapFile, heapTop string
 	evaluation        *report // the evaluation bench of the same run, if it ran
-	flagpoleVersion   string
-	setup             string // etcd and authentication, as setupLine says
-	kubeVersion       string
-	etcdVersion       string
-	revision          string
-	elapsed           time.Duration
-	started           time.Time
+	// delegated is the evaluation phase with ServiceAccount tokens (with
+	// -bearer only).
+	delegated       *delegatedEvaluation
+	flagpoleVersion string
+	setup           string // etcd and authentication, as setupLine says
+	kubeVersion     string
+	etcdVersion     string
+	revision        string
+	elapsed         time.Duration
+	started         time.Time
 }
 
 // crdSection is the docs section a crd run rewrites: "crd" for the
@@ -290,6 +293,13 @@ func runCRD(ctx context.Context, cfg config, eval *report) error {
 		}
 		run.fanout[p], run.fanoutMissed[p] = lat, missed
 		logf("fan-out %-42s %d writes: p50 %s, p99 %s, missed %d", p.name, len(lat), ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), missed)
+	}
+
+	if cfg.bearer {
+		logf("evaluation with the ServiceAccount token, Flagpole delegated")
+		if run.delegated, err = runDelegatedEvaluation(ctx, cfg, clients, direct, dir, kubeProc, fpProc); err != nil {
+			return err
+		}
 	}
 
 	run.elapsed = time.Since(began)

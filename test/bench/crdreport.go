@@ -162,6 +162,10 @@ func (r *crdRun) markdown(cfg config) string {
 		b.WriteString("not run in this invocation; `hack/bench.sh` without arguments runs the evaluation bench first and quotes its OFREP figure here (see the evaluation section).\n")
 	}
 
+	if r.delegated != nil {
+		b.WriteString(r.delegated.markdown())
+	}
+
 	b.WriteString("\n**Targets**\n\n| Target | Measured | Result |\n|---|---:|---|\n")
 	agg, dir := r.paths[1], r.paths[2]
 	targets := []struct {

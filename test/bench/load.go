@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"math"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 	"github.com/flagpole-dev/flagpole/test/process"
 )
 
@@ -278,4 +280,25 @@ func fixedRate(ctx context.Context, t *target, rate int, warmup, measure time.Du
 	r.conns = dials.Load()
 	r.serverCPU = <-cpu
 	return r
+}
+
+// waitAnswering waits until every path gives its expected answer, before
+// anything is measured: a wrong set-up fails here instead of yielding a
+// table of errors. It also waits for the evaluator to see flags just
+// created.
+func waitAnswering(ctx context.Context, paths []*target) error {
+	for _, t := range paths {
+		c := t.client(1, 1, new(atomic.Int64))
+		err := tcluster.WaitFor(ctx, nil, 30*time.Second, func() error {
+			if failure := t.do(ctx, c); failure != "" {
+				return errors.New(t.name + ": " + failure)
+			}
+			return nil
+		})
+		c.CloseIdleConnections()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

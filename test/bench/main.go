@@ -16,7 +16,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,11 +25,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	tcluster "github.com/flagpole-dev/flagpole/test/cluster"
 	"github.com/flagpole-dev/flagpole/test/process"
 )
 
@@ -243,21 +240,8 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	}
 	paths := []*target{selfSubjectReview, ofrepStatic, ofrepFractional, evaluate, evaluateBearer}
 
-	// Every path must give its expected answer before anything is measured:
-	// a wrong set-up fails here instead of yielding a table of errors. This
-	// also waits for the evaluator to see the flags just created.
-	for _, t := range paths {
-		c := t.client(1, 1, new(atomic.Int64))
-		err := tcluster.WaitFor(ctx, nil, 30*time.Second, func() error {
-			if failure := t.do(ctx, c); failure != "" {
-				return errors.New(t.name + ": " + failure)
-			}
-			return nil
-		})
-		c.CloseIdleConnections()
-		if err != nil {
-			return nil, err
-		}
+	if err := waitAnswering(ctx, paths); err != nil {
+		return nil, err
 	}
 
 	rep := &report{cfg: cfg, flagpoleVersion: fp.version, closed: map[*target][]*result{}, fixed: map[*target]*result{}}
