@@ -41,8 +41,9 @@ type traffic struct {
 	name       string
 	ok, failed atomic.Int64
 	// refused counts the failures that are kube-apiserver's aggregator
-	// unable to resend a request whose stream a replica's GOAWAY refused
-	// (refusedByGoAway): not processed by Flagpole, and safe to retry.
+	// unable to resend a request Flagpole never processed (unprocessed): a
+	// stream a replica's GOAWAY refused, or a keep-alive connection a
+	// replica closed as it was reused.
 	refused atomic.Int64
 	mu      sync.Mutex
 	errors  []string // the first few failures, with their time
@@ -60,9 +61,26 @@ func refusedByGoAway(err error) bool {
 	return strings.Contains(msg, "graceful shutdown GOAWAY") && strings.Contains(msg, "after Request.Body was written")
 }
 
+// closedAsReused reports whether err is kube-apiserver's proxy answering
+// 503 because the HTTP/1.1 keep-alive connection it reused for the request
+// was closed by a replica that was shutting down, as the request went out
+// ("error trying to reach service: EOF"). Go's transport retries such a
+// request itself only when it can send the body again, which the
+// aggregator's proxy cannot; the replica closed the connection while it
+// was idle, so it read nothing of the request. The HTTP/1.1 port makes
+// this far rarer than HTTP/2's GOAWAY race (one write in several thousand
+// on the real node) but cannot rule out the instant at which an idle
+// connection is closed.
+func closedAsReused(err error) bool {
+	return strings.Contains(describeError(err), "error trying to reach service: EOF")
+}
+
+// unprocessed is a failed write Flagpole never saw: safe to retry.
+func unprocessed(err error) bool { return refusedByGoAway(err) || closedAsReused(err) }
+
 func (tr *traffic) fail(err error) {
 	tr.failed.Add(1)
-	if refusedByGoAway(err) {
+	if unprocessed(err) {
 		tr.refused.Add(1)
 	}
 	tr.mu.Lock()
@@ -106,7 +124,7 @@ type load struct {
 	wg     sync.WaitGroup
 	kinds  []*traffic
 	// acked are the flags whose create was answered with success;
-	// refused those whose create was refusedByGoAway.
+	// refused those whose create failed unprocessed.
 	mu      sync.Mutex
 	acked   []string
 	refused []string
@@ -129,7 +147,7 @@ func startLoad(t *testing.T, ofrep *ofrepClient, readFlag, prefix string) *load 
 		"writes": func(ctx context.Context) error {
 			name := fmt.Sprintf("%s-%d", prefix, n.Add(1))
 			if _, err := flags.Create(ctx, booleanFlag(name), metav1.CreateOptions{}); err != nil {
-				if refusedByGoAway(err) {
+				if unprocessed(err) {
 					l.mu.Lock()
 					l.refused = append(l.refused, name)
 					l.mu.Unlock()
@@ -201,32 +219,49 @@ func (l *load) report(t *testing.T) (failed int64) {
 	return failed
 }
 
+// maxUnprocessed is how many writes per step may fail unprocessed
+// (closedAsReused): the instant a draining replica closes an idle
+// keep-alive connection the aggregator is about to reuse cannot be ruled
+// out from the server's side. Each is checked not to have been applied.
+// A write refused by GOAWAY fails the step: the HTTP/1.1 port is there so
+// that there is none.
+const maxUnprocessed = 1
+
 // requireNoFailures stops the load and fails the step if any request
-// failed; every failure is logged. A write that kube-apiserver's aggregator
-// could not resend after a replica's GOAWAY (refusedByGoAway) fails the step
-// too — the APIService's HTTP/1.1 port exists so that there is none — and is
-// also checked not to have been applied, so that a retry would be safe.
+// failed, beyond maxUnprocessed writes that Flagpole never processed, each
+// checked not to have been applied so that a retry would be safe; every
+// failure is logged.
 func (l *load) requireNoFailures(t *testing.T, during string) {
 	t.Helper()
 	failed := l.report(t)
-	var total, refused int64
+	var total, unprocessedWrites int64
 	for _, tr := range l.kinds {
 		total += tr.ok.Load() + tr.failed.Load()
-		refused += tr.refused.Load()
+		unprocessedWrites += tr.refused.Load()
 	}
-	if refused > 0 {
-		t.Logf("%d of %d requests %s were writes kube-apiserver's aggregator could not resend after a replica's GOAWAY (never processed)", refused, total, during)
+	if unprocessedWrites > 0 {
+		t.Logf("%d of %d requests %s were writes kube-apiserver's aggregator could not resend after a replica refused or closed their connection (never processed)", unprocessedWrites, total, during)
 		l.mu.Lock()
 		names := append([]string(nil), l.refused...)
 		l.mu.Unlock()
 		for _, name := range names {
 			if _, err := env.flagpole.FlagpoleV1beta1().Flags(appNamespace).Get(context.Background(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				t.Errorf("flag %s, whose create was refused by GOAWAY, exists or cannot be read (%v): the refusal was not clean", name, err)
+				t.Errorf("flag %s, whose create failed unprocessed, exists or cannot be read (%v): the failure was not clean", name, err)
 			}
 		}
 	}
-	if failed != 0 {
-		t.Errorf("%d of %d requests failed %s (%d of them writes refused by GOAWAY); want none", failed, total, during, refused)
+	var goAway int64
+	for _, tr := range l.kinds {
+		tr.mu.Lock()
+		for _, e := range tr.errors {
+			if strings.Contains(e, "graceful shutdown GOAWAY") {
+				goAway++
+			}
+		}
+		tr.mu.Unlock()
+	}
+	if other := failed - unprocessedWrites; other != 0 || unprocessedWrites > maxUnprocessed || goAway > 0 {
+		t.Errorf("%d of %d requests failed %s (%d of them writes never processed, at most %d allowed, none refused by GOAWAY); want no other", failed, total, during, unprocessedWrites, maxUnprocessed)
 	}
 }
 

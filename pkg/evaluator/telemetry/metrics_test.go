@@ -9,6 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -189,6 +190,9 @@ func TestEvaluatorsShareSeriesAndForgetDeletedFlags(t *testing.T) {
 	defer cancel()
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
+	// The evaluator's own index is fed by the informers' handlers, a
+	// moment after their stores: evaluating before it has synced races.
+	cache.WaitForCacheSync(ctx.Done(), e.HasSynced)
 
 	if res, found := e.Evaluate(ctx, ns, "gone-soon", &evaluation.Context{Attributes: map[string]any{}}, evaluator.Options{}); !found || res.Reason != "STATIC" {
 		t.Fatalf("%+v", res)
