@@ -68,9 +68,9 @@ func refusedByGoAway(err error) bool {
 // request itself only when it can send the body again, which the
 // aggregator's proxy cannot; the replica closed the connection while it
 // was idle, so it read nothing of the request. The HTTP/1.1 port makes
-// this far rarer than HTTP/2's GOAWAY race (one write in several thousand
-// on the real node) but cannot rule out the instant at which an idle
-// connection is closed.
+// this rarer than HTTP/2's GOAWAY race (none in most runs, one write of a
+// step's few hundred in some) but cannot rule out the instant at which an
+// idle connection is closed.
 func closedAsReused(err error) bool {
 	return strings.Contains(describeError(err), "error trying to reach service: EOF")
 }
