@@ -134,7 +134,12 @@ func (t *directTarget) decode(req *http.Request) (*flagpole.EvaluationRequest, i
 	if _, _, err := negotiation.NegotiateOutputMediaType(req, t.codecs, negotiation.DefaultEndpointRestrictions); err != nil {
 		return nil, 0, false
 	}
-	data, readErr := io.ReadAll(io.LimitReader(req.Body, t.maxBody+1))
+	// As upstream's limitedReadBody: a limit of 0 or less is none.
+	body := io.Reader(req.Body)
+	if t.maxBody > 0 {
+		body = io.LimitReader(req.Body, t.maxBody+1)
+	}
+	data, readErr := io.ReadAll(body)
 	replay := func() {
 		rest := req.Body
 		if readErr != nil {
@@ -143,7 +148,7 @@ func (t *directTarget) decode(req *http.Request) (*flagpole.EvaluationRequest, i
 		}
 		req.Body = readCloser{io.MultiReader(bytes.NewReader(data), rest), req.Body}
 	}
-	if readErr != nil || int64(len(data)) > t.maxBody {
+	if readErr != nil || (t.maxBody > 0 && int64(len(data)) > t.maxBody) {
 		replay()
 		return nil, 0, false
 	}

@@ -52,6 +52,10 @@ func (a *admissionRecorder) Validate(_ context.Context, attrs admission.Attribut
 }
 
 func directForTest(t *testing.T) (*DirectEvaluate, *admissionRecorder) {
+	return directWithLimit(t, 1<<20)
+}
+
+func directWithLimit(t *testing.T, maxBody int64) (*DirectEvaluate, *admissionRecorder) {
 	t.Helper()
 	client := fake.NewSimpleClientset()
 	flag := &v1beta1.Flag{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "dark-mode"}, Spec: v1beta1.FlagSpec{
@@ -78,7 +82,7 @@ func directForTest(t *testing.T) (*DirectEvaluate, *admissionRecorder) {
 	metav1.AddToGroupVersion(scheme, metav1.SchemeGroupVersion)
 	rec := &admissionRecorder{}
 	d := &DirectEvaluate{}
-	d.Serve(NewEvaluateREST(e), rec, scheme, serializer.NewCodecFactory(scheme), runtime.NewEquivalentResourceRegistry(), 1<<20)
+	d.Serve(NewEvaluateREST(e), rec, scheme, serializer.NewCodecFactory(scheme), runtime.NewEquivalentResourceRegistry(), maxBody)
 	return d, rec
 }
 
@@ -223,4 +227,15 @@ func counterValue(t *testing.T, name string, labels map[string]string) float64 {
 		}
 	}
 	return 0
+}
+
+// A body limit of 0 is none, as upstream's: the direct path still answers.
+func TestDirectEvaluateWithoutABodyLimit(t *testing.T) {
+	d, _ := directWithLimit(t, 0)
+	next := &passedOn{}
+	w := httptest.NewRecorder()
+	d.Wrap(next).ServeHTTP(w, evaluateRequest(evaluatePath, "application/json", "", `{"context":{"targetingKey":"u1"}}`))
+	if len(next.bodies) != 0 || w.Code != http.StatusCreated {
+		t.Errorf("passed on %d, status %d: %s", len(next.bodies), w.Code, w.Body)
+	}
 }
